@@ -1,0 +1,77 @@
+"""An in-memory mirror, shipped for users' own tests (like httpx's ``MockTransport``)."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from ._convert import ensure_valid
+from ._exceptions import PromptSetNotFoundError
+from ._models import PromptSet, Provenance, VersionInfo
+from ._repository import SaveOutcome
+
+__all__ = ["InMemoryMirror"]
+
+
+class InMemoryMirror:
+    """A mirror in a dict. Implements ``PromptMirror``; validates like the real ones."""
+
+    name = "memory"
+
+    def __init__(self, prompt_sets: list[PromptSet] | None = None) -> None:
+        self._sets: dict[int, PromptSet] = {}
+        self.saves = 0
+        for prompt_set in prompt_sets or []:
+            self._sets[prompt_set.version] = ensure_valid(prompt_set)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        return None
+
+    def _served(self, prompt_set: PromptSet) -> PromptSet:
+        fetched = prompt_set.provenance.fetched_at_epoch if prompt_set.provenance else 0.0
+        return prompt_set.with_provenance(
+            Provenance(source="mirror", origin="directus", fetched_at_epoch=fetched)
+        )
+
+    async def get(self, version: int) -> PromptSet:
+        try:
+            return self._served(self._sets[version])
+        except KeyError:
+            raise PromptSetNotFoundError(
+                f"the memory mirror holds no version {version}", version=version
+            ) from None
+
+    async def latest(self) -> PromptSet:
+        if not self._sets:
+            raise PromptSetNotFoundError("the memory mirror is empty")
+        return self._served(self._sets[max(self._sets)])
+
+    async def versions(self) -> list[VersionInfo]:
+        return [self._sets[v].info() for v in sorted(self._sets)]
+
+    async def stored_hash(self, version: int) -> str | None:
+        stored = self._sets.get(version)
+        return stored.config_hash if stored else None
+
+    async def save(self, prompt_set: PromptSet) -> SaveOutcome:
+        ensure_valid(prompt_set)
+        previous = self._sets.get(prompt_set.version)
+        if previous is not None and previous.config_hash == prompt_set.config_hash:
+            return "unchanged"
+        self._sets[prompt_set.version] = prompt_set
+        self.saves += 1
+        return "new" if previous is None else "updated"
+
+    async def check_writable(self) -> None:
+        return None

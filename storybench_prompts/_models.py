@@ -1,0 +1,263 @@
+"""Domain models: what Directus stores, and the flat prompt set storybench runs.
+
+No I/O here. Conversion from the Directus tree to a :class:`PromptSet` is in ``_convert``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "DirectusPrompt",
+    "DirectusPromptSetVersion",
+    "DirectusSequence",
+    "Prompt",
+    "PromptJunction",
+    "PromptSet",
+    "Provenance",
+    "SequenceJunction",
+    "Source",
+    "Status",
+    "VersionInfo",
+    "compute_config_hash",
+]
+
+DirectusId = int | str
+
+
+class Status(StrEnum):
+    """Publication status of every Directus item in the schema."""
+
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    ARCHIVED = "archived"
+
+
+class _DirectusItem(BaseModel):
+    # CMS editors add fields; they must not break reading. Missing required fields still fail.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class DirectusPrompt(_DirectusItem):
+    id: DirectusId | None = None
+    name: str
+    text: str
+    order_in_sequence: int | None = None
+    status: Status
+    guidance_notes: str | None = None
+    expected_outcome_summary: str | None = None
+    tags: Any = None
+    sort: int | None = None
+    date_created: datetime | None = None
+    date_updated: datetime | None = None
+
+
+class PromptJunction(_DirectusItem):
+    """A row of ``prompt_sequences_prompts``; ``prompts_id`` is None when not readable."""
+
+    id: DirectusId | None = None
+    prompts_id: DirectusPrompt | None = None
+
+
+class DirectusSequence(_DirectusItem):
+    id: DirectusId | None = None
+    sequence_name: str
+    sequence_description: str | None = None
+    status: Status
+    sort: int | None = None
+    date_created: datetime | None = None
+    date_updated: datetime | None = None
+    prompts_in_sequence: list[PromptJunction] = Field(default_factory=list)
+
+
+class SequenceJunction(_DirectusItem):
+    """A row of ``prompt_set_versions_prompt_sequences``."""
+
+    id: DirectusId | None = None
+    prompt_sequences_id: DirectusSequence | None = None
+
+
+class DirectusPromptSetVersion(_DirectusItem):
+    id: DirectusId
+    version_number: int
+    version_name: str | None = None
+    status: Status
+    description: str | None = None
+    date_created: datetime | None = None
+    date_updated: datetime | None = None
+    published_at: datetime | None = None
+    published_by: Any = None
+    based_on_version_number: int | None = None
+    sequences_in_set: list[SequenceJunction] = Field(default_factory=list)
+
+
+class VersionInfo(BaseModel):
+    """One entry of a version listing (no prompts)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    version: int
+    version_name: str | None = None
+    directus_id: DirectusId | None = None
+    status: Status = Status.PUBLISHED
+    description: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    published_at: datetime | None = None
+    config_hash: str | None = None
+    """Known only where the listing holds content (the mirrors); None from Directus."""
+
+
+class Prompt(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    text: str
+
+
+Source = Literal["cache", "directus", "mirror"]
+
+
+class Provenance(BaseModel):
+    """Where a served prompt set came from, and how old it is.
+
+    ``source`` is how this call was answered; ``origin`` where the content was first read
+    (``directus`` or the mirror's name). ``fetched_at_epoch`` is wall-clock seconds when the
+    content was read from its origin; :attr:`age` is measured from it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    source: Source
+    origin: str
+    fetched_at_epoch: float
+    stale: bool = False
+    hedged: bool = False
+
+    @property
+    def fetched_at(self) -> datetime:
+        from datetime import UTC
+
+        return datetime.fromtimestamp(self.fetched_at_epoch, tz=UTC)
+
+    @property
+    def age(self) -> float:
+        """Seconds since the content was read from its origin."""
+        return max(0.0, time.time() - self.fetched_at_epoch)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "origin": self.origin,
+            "fetched_at": self.fetched_at.isoformat(),
+            "age_seconds": round(self.age, 3),
+            "stale": self.stale,
+            "hedged": self.hedged,
+        }
+
+
+def compute_config_hash(
+    sequences: Mapping[str, list[Mapping[str, str]]] | Mapping[str, Any],
+    version: int,
+    directus_id: DirectusId | None,
+) -> str:
+    """storybench's ``config_hash``: 16 hex chars of SHA-256 over canonical JSON.
+
+    The JSON is ``{"sequences": ..., "version": N, "directus_id": ID}`` with sorted keys,
+    no spaces and non-ASCII escaped, exactly as storybench's ``sync-prompts`` computes it, so a
+    mirror document written by either side is recognised by the other.
+    """
+    return _sha256_hex(_canonical(sequences, version, directus_id))[:16]
+
+
+def _canonical(sequences: Mapping[str, Any], version: int, directus_id: DirectusId | None) -> str:
+    payload = {"sequences": sequences, "version": version, "directus_id": directus_id}
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class PromptSet(BaseModel):
+    """The flat prompt set storybench runs: ``{sequence_name: [{name, text}, ...]}``.
+
+    Sequence order and prompt order are meaningful (see ``docs/architecture.md``). Instances are
+    immutable; build them with :func:`storybench_prompts.convert_version` or
+    :meth:`from_storybench`, which enforce the content rules.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int
+    version_name: str | None = None
+    directus_id: DirectusId | None = None
+    sequences: dict[str, tuple[Prompt, ...]]
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    provenance: Provenance | None = None
+
+    @cached_property
+    def config_hash(self) -> str:
+        """storybench's 16-hex ``config_hash`` of this content."""
+        return self.content_hash[:16]
+
+    @cached_property
+    def content_hash(self) -> str:
+        """Full SHA-256 (64 hex) of the same canonical JSON; its prefix is ``config_hash``."""
+        return _sha256_hex(_canonical(self.sequences_as_dicts(), self.version, self.directus_id))
+
+    def sequences_as_dicts(self) -> dict[str, list[dict[str, str]]]:
+        return {
+            name: [{"name": p.name, "text": p.text} for p in prompts]
+            for name, prompts in self.sequences.items()
+        }
+
+    def to_storybench(self) -> dict[str, Any]:
+        """storybench's flat format, as its own ``convert_to_storybench_format`` returns it."""
+        return {
+            "sequences": self.sequences_as_dicts(),
+            "version": self.version,
+            "directus_id": self.directus_id,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+        }
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The flat format plus name, hashes and provenance: what a benchmark run records."""
+        data = self.to_storybench()
+        data["version_name"] = self.version_name
+        data["config_hash"] = self.config_hash
+        data["content_hash"] = self.content_hash
+        data["provenance"] = self.provenance.describe() if self.provenance else None
+        return data
+
+    def with_provenance(self, provenance: Provenance) -> PromptSet:
+        copy = self.model_copy(update={"provenance": provenance})
+        # The hashes depend on content only; carry them over instead of recomputing.
+        for name in ("config_hash", "content_hash"):
+            if name in self.__dict__:
+                copy.__dict__[name] = self.__dict__[name]
+        return copy
+
+    def prompt_count(self) -> int:
+        return sum(len(p) for p in self.sequences.values())
+
+    def info(self) -> VersionInfo:
+        return VersionInfo(
+            version=self.version,
+            version_name=self.version_name,
+            directus_id=self.directus_id,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            config_hash=self.config_hash,
+        )

@@ -1,0 +1,97 @@
+"""Retrying a Directus call: which errors, how long to wait, when to give up.
+
+A small loop of our own rather than a retry library, because the wait must come from the
+server when it gives one (``Retry-After`` on 429/503), the whole call has one deadline, and the
+clock and sleep must be injectable so tests are instant. stamina and tenacity do the backoff
+well but neither reads the wait from the exception it retries without the same amount of glue.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import anyio
+
+from ._exceptions import (
+    DirectusConnectionError,
+    DirectusRateLimitedError,
+    DirectusServerError,
+    StorybenchPromptsError,
+)
+
+__all__ = [
+    "DEFAULT_RETRY",
+    "NO_RETRY",
+    "RetryPolicy",
+    "call_with_retries",
+]
+
+T = TypeVar("T")
+
+RETRIED_STATUSES = frozenset({502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a failed Directus call is retried.
+
+    Retried: connection errors, 502/503/504 and 429. Never retried: other 4xx, invalid
+    responses, and read timeouts (a request that already waited the full read timeout is not
+    worth doubling). Waits grow exponentially from ``initial_backoff`` up to ``max_backoff``
+    with full jitter; a server ``Retry-After`` replaces the computed wait, capped at
+    ``max_retry_after``. No retry starts if it would end past ``deadline`` seconds after the
+    first attempt began.
+    """
+
+    max_attempts: int = 4
+    initial_backoff: float = 0.2
+    max_backoff: float = 5.0
+    max_retry_after: float = 30.0
+    deadline: float = 150.0
+
+    def is_retryable(self, exc: BaseException) -> bool:
+        if isinstance(exc, DirectusConnectionError | DirectusRateLimitedError):
+            return True
+        return isinstance(exc, DirectusServerError) and exc.status in RETRIED_STATUSES
+
+    def wait_before(self, attempt: int, exc: BaseException, rand: Callable[[], float]) -> float:
+        """Seconds to wait before attempt number ``attempt + 1`` (``attempt`` starts at 1)."""
+        hint = getattr(exc, "retry_after", None)
+        if isinstance(hint, int | float) and hint >= 0:
+            return min(float(hint), self.max_retry_after)
+        ceiling = min(self.max_backoff, self.initial_backoff * (2 ** (attempt - 1)))
+        return float(ceiling * rand())
+
+
+DEFAULT_RETRY = RetryPolicy()
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+async def call_with_retries(
+    call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    on_retry: Callable[[int, BaseException, float], None] | None = None,
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    rand: Callable[[], float] = random.random,
+) -> T:
+    started = clock()
+    attempt = 1
+    while True:
+        try:
+            return await call()
+        except StorybenchPromptsError as exc:
+            if attempt >= policy.max_attempts or not policy.is_retryable(exc):
+                raise
+            wait = policy.wait_before(attempt, exc, rand)
+            if clock() - started + wait > policy.deadline:
+                raise
+            if on_retry is not None:
+                on_retry(attempt, exc, wait)
+            await sleep(wait)
+            attempt += 1

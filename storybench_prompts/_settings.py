@@ -1,0 +1,183 @@
+"""Settings from the environment (and a ``.env`` file), and the one place the stack is built.
+
+``build_repository()`` composes Directus, the cache, and the MongoDB mirror when
+``MONGODB_URI`` is set, else the file mirror. ``docs/configuration.md`` lists every setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ._caching import (
+    DEFAULT_FALLBACK_AFTER,
+    DEFAULT_FALLBACK_TTL,
+    DEFAULT_LATEST_TTL,
+    DEFAULT_MAX_STALE,
+    DEFAULT_MAXSIZE,
+    DEFAULT_MIRROR_TIMEOUT,
+    DEFAULT_NOT_FOUND_TTL,
+    DEFAULT_PINNED_TTL,
+    DEFAULT_STALE_IF_ERROR,
+    CachePolicy,
+    CachingRepository,
+)
+from ._directus import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_READ_TIMEOUT,
+    DirectusSource,
+    DirectusTimeouts,
+)
+from ._exceptions import ConfigurationError
+from ._file_mirror import FileMirror, default_mirror_dir
+from ._mongo_mirror import (
+    DEFAULT_DATABASE,
+    DEFAULT_SERVER_SELECTION_TIMEOUT,
+    DEFAULT_SOCKET_TIMEOUT,
+    MongoMirror,
+    redact_uri,
+)
+from ._repository import PromptMirror
+from ._retry import RetryPolicy
+from ._sync import DEFAULT_SYNC_CONCURRENCY
+
+__all__ = ["Settings", "build_mirror", "build_repository", "build_source"]
+
+PREFIX = "STORYBENCH_PROMPTS_"
+
+
+def _env(name: str, *, prefixed: bool = True) -> Any:
+    names = [f"{PREFIX}{name}"] if prefixed else [name, f"{PREFIX}{name}"]
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Every setting, read from arguments, the environment, then ``.env``."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    directus_url: str | None = Field(None, validation_alias=_env("DIRECTUS_URL", prefixed=False))
+    directus_token: SecretStr | None = Field(
+        None, validation_alias=_env("DIRECTUS_TOKEN", prefixed=False)
+    )
+    directus_connect_timeout: float = Field(
+        DEFAULT_CONNECT_TIMEOUT, gt=0, validation_alias=_env("DIRECTUS_CONNECT_TIMEOUT")
+    )
+    directus_read_timeout: float = Field(
+        DEFAULT_READ_TIMEOUT, gt=0, validation_alias=_env("DIRECTUS_READ_TIMEOUT")
+    )
+    directus_max_attempts: int = Field(4, ge=1, validation_alias=_env("DIRECTUS_MAX_ATTEMPTS"))
+    directus_retry_deadline: float = Field(
+        150.0, gt=0, validation_alias=_env("DIRECTUS_RETRY_DEADLINE")
+    )
+    directus_max_response_bytes: int = Field(
+        DEFAULT_MAX_RESPONSE_BYTES, gt=0, validation_alias=_env("DIRECTUS_MAX_RESPONSE_BYTES")
+    )
+
+    mongodb_uri: SecretStr | None = Field(
+        None, validation_alias=_env("MONGODB_URI", prefixed=False)
+    )
+    mongodb_database: str = Field(DEFAULT_DATABASE, validation_alias=_env("MONGODB_DATABASE"))
+    mongodb_server_selection_timeout: float = Field(
+        DEFAULT_SERVER_SELECTION_TIMEOUT,
+        gt=0,
+        validation_alias=_env("MONGODB_SERVER_SELECTION_TIMEOUT"),
+    )
+    mongodb_socket_timeout: float = Field(
+        DEFAULT_SOCKET_TIMEOUT, gt=0, validation_alias=_env("MONGODB_SOCKET_TIMEOUT")
+    )
+    mirror_dir: Path | None = Field(None, validation_alias=_env("MIRROR_DIR"))
+
+    pinned_ttl: float = Field(DEFAULT_PINNED_TTL, ge=0, validation_alias=_env("PINNED_TTL"))
+    latest_ttl: float = Field(DEFAULT_LATEST_TTL, ge=0, validation_alias=_env("LATEST_TTL"))
+    max_stale: float = Field(DEFAULT_MAX_STALE, ge=0, validation_alias=_env("MAX_STALE"))
+    stale_if_error: float = Field(
+        DEFAULT_STALE_IF_ERROR, ge=0, validation_alias=_env("STALE_IF_ERROR")
+    )
+    not_found_ttl: float = Field(
+        DEFAULT_NOT_FOUND_TTL, ge=0, validation_alias=_env("NOT_FOUND_TTL")
+    )
+    fallback_after: float = Field(
+        DEFAULT_FALLBACK_AFTER, ge=0, validation_alias=_env("FALLBACK_AFTER")
+    )
+    fallback_ttl: float = Field(DEFAULT_FALLBACK_TTL, ge=0, validation_alias=_env("FALLBACK_TTL"))
+    mirror_timeout: float = Field(
+        DEFAULT_MIRROR_TIMEOUT, gt=0, validation_alias=_env("MIRROR_TIMEOUT")
+    )
+    cache_maxsize: int = Field(DEFAULT_MAXSIZE, ge=1, validation_alias=_env("CACHE_MAXSIZE"))
+    concurrency: int = Field(DEFAULT_SYNC_CONCURRENCY, ge=1, validation_alias=_env("CONCURRENCY"))
+
+    def describe(self) -> dict[str, object]:
+        """Every setting with secrets masked (the MongoDB URI keeps its host, not its password)."""
+        out = self.model_dump()
+        out["directus_token"] = "***" if self.directus_token else None
+        out["mongodb_uri"] = (
+            redact_uri(self.mongodb_uri.get_secret_value()) if self.mongodb_uri else None
+        )
+        out["mirror_dir"] = str(self.resolved_mirror_dir())
+        return out
+
+    def resolved_mirror_dir(self) -> Path:
+        return self.mirror_dir.expanduser() if self.mirror_dir else default_mirror_dir()
+
+    def cache_policy(self) -> CachePolicy:
+        return CachePolicy(
+            pinned_ttl=self.pinned_ttl,
+            latest_ttl=self.latest_ttl,
+            max_stale=self.max_stale,
+            stale_if_error=self.stale_if_error,
+            not_found_ttl=self.not_found_ttl,
+            fallback_after=self.fallback_after,
+            fallback_ttl=self.fallback_ttl,
+            mirror_timeout=self.mirror_timeout,
+            maxsize=self.cache_maxsize,
+            warm_concurrency=self.concurrency,
+        )
+
+
+def build_source(settings: Settings | None = None) -> DirectusSource:
+    settings = settings or Settings()
+    if not settings.directus_url:
+        raise ConfigurationError("Directus URL missing: set DIRECTUS_URL")
+    if settings.directus_token is None:
+        raise ConfigurationError("Directus token missing: set DIRECTUS_TOKEN")
+    return DirectusSource(
+        settings.directus_url,
+        settings.directus_token,
+        timeouts=DirectusTimeouts(
+            connect=settings.directus_connect_timeout, read=settings.directus_read_timeout
+        ),
+        retry=RetryPolicy(
+            max_attempts=settings.directus_max_attempts, deadline=settings.directus_retry_deadline
+        ),
+        max_response_bytes=settings.directus_max_response_bytes,
+    )
+
+
+def build_mirror(settings: Settings | None = None) -> PromptMirror:
+    """The MongoDB mirror when ``MONGODB_URI`` is set, else the file mirror."""
+    settings = settings or Settings()
+    if settings.mongodb_uri is not None and settings.mongodb_uri.get_secret_value():
+        return MongoMirror(
+            settings.mongodb_uri.get_secret_value(),
+            database_name=settings.mongodb_database,
+            server_selection_timeout=settings.mongodb_server_selection_timeout,
+            socket_timeout=settings.mongodb_socket_timeout,
+        )
+    return FileMirror(settings.resolved_mirror_dir())
+
+
+def build_repository(settings: Settings | None = None) -> CachingRepository:
+    """The whole stack from settings: Directus, cache, and a mirror.
+
+    Use it as ``async with build_repository() as prompts: await prompts.latest()``.
+    """
+    settings = settings or Settings()
+    mirror = build_mirror(settings)  # builds no connection yet, so nothing leaks if the next fails
+    return CachingRepository(build_source(settings), mirror, policy=settings.cache_policy())
