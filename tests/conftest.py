@@ -1,0 +1,142 @@
+"""Fixtures that start real servers: Directus (from npm) and nx-27017 (a MongoDB wire server).
+
+Outside CI a server that cannot be installed or started skips its tests with the reason;
+with ``CI=true`` the same failure is an error, so CI never passes on skipped integration tests.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from devserver.directus import DirectusServer, template_db
+from devserver.mongo import MongoServer
+from devserver.sample_data import seed_sample_sets
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _unavailable(what: str, exc: BaseException) -> None:
+    message = f"{what} unavailable: {type(exc).__name__}: {exc}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: integration tests must run)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+# -- Directus -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def directus_template() -> Any:
+    try:
+        return template_db()
+    except Exception as exc:  # install or bootstrap failed
+        _unavailable("local Directus (npm install / bootstrap)", exc)
+
+
+@pytest.fixture(scope="session")
+def directus(directus_template: Any) -> Iterator[DirectusServer]:
+    """A shared, seeded Directus. Tests must not stop, stall or modify it."""
+    try:
+        server = DirectusServer.start_from(directus_template)
+        seed_sample_sets(server)
+    except Exception as exc:
+        _unavailable("local Directus (start)", exc)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_directus(directus_template: Any) -> Iterator[DirectusServer]:
+    """A seeded Directus of the test's own, which it may stop, stall or change."""
+    try:
+        server = DirectusServer.start_from(directus_template)
+        seed_sample_sets(server)
+    except Exception as exc:
+        _unavailable("local Directus (start)", exc)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# -- MongoDB --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def nx_server() -> Iterator[MongoServer]:
+    try:
+        server = MongoServer.start()
+    except Exception as exc:
+        _unavailable("nx-27017", exc)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_nx_server() -> Iterator[MongoServer]:
+    """An nx-27017 of the test's own, which it may stall or kill."""
+    try:
+        server = MongoServer.start()
+    except Exception as exc:
+        _unavailable("nx-27017", exc)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+REAL_MONGODB_URI = os.environ.get("MONGODB_URI")
+
+
+def mongo_targets() -> list[Any]:
+    targets = [pytest.param("nx", id="nx-27017")]
+    targets.append(
+        pytest.param(
+            "real",
+            id="real-mongodb",
+            marks=[
+                pytest.mark.real_mongodb,
+                pytest.mark.skipif(not REAL_MONGODB_URI, reason="MONGODB_URI not set"),
+            ],
+        )
+    )
+    return targets
+
+
+@pytest.fixture
+def unique_db_name() -> str:
+    return f"sbp_test_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def mongo_database(request: pytest.FixtureRequest, unique_db_name: str) -> AsyncIterator[Any]:
+    """A PyMongo async database on the target server, dropped afterwards."""
+    from pymongo import AsyncMongoClient
+
+    target = getattr(request, "param", "nx")
+    uri = REAL_MONGODB_URI if target == "real" else request.getfixturevalue("nx_server").uri
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        uri, serverSelectionTimeoutMS=5000, tz_aware=True
+    )
+    db = client[unique_db_name]
+    try:
+        yield db
+    finally:
+        try:
+            await client.drop_database(unique_db_name)
+        finally:
+            await client.close()

@@ -1,0 +1,91 @@
+"""Raw Directus payloads and flat sets for tests (no I/O)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from storybench_prompts import Prompt, PromptSet
+
+_ids = itertools.count(1000)
+
+
+def raw_prompt(
+    name: str,
+    text: str | None = None,
+    *,
+    order: int | None = None,
+    status: str = "published",
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "prompts_id": {
+            "id": next(_ids),
+            "name": name,
+            "text": text if text is not None else f"Write about {name}.",
+            "order_in_sequence": order,
+            "status": status,
+            **extra,
+        }
+    }
+
+
+def raw_sequence(
+    name: str, prompts: list[dict[str, Any]], *, status: str = "published", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "id": next(_ids),
+        "prompt_sequences_id": {
+            "id": next(_ids),
+            "sequence_name": name,
+            "status": status,
+            "prompts_in_sequence": prompts,
+            **extra,
+        },
+    }
+
+
+def raw_version(
+    version: int = 1,
+    sequences: list[dict[str, Any]] | None = None,
+    *,
+    status: str = "published",
+    **extra: Any,
+) -> dict[str, Any]:
+    if sequences is None:
+        sequences = [
+            raw_sequence(f"Seq{s}", [raw_prompt(f"P{s}{p}", order=p) for p in range(1, 4)])
+            for s in range(1, 6)
+        ]
+    return {
+        "id": version + 100,
+        "version_number": version,
+        "version_name": f"v{version}",
+        "status": status,
+        "date_created": "2025-06-01T10:00:00.000Z",
+        "date_updated": None,
+        "sequences_in_set": sequences,
+        **extra,
+    }
+
+
+def flat_set(
+    version: int = 1,
+    sequences: int = 2,
+    prompts: int = 3,
+    *,
+    text_suffix: str = "",
+    directus_id: int | None = None,
+) -> PromptSet:
+    return PromptSet(
+        version=version,
+        version_name=f"v{version}",
+        directus_id=directus_id if directus_id is not None else version + 100,
+        sequences={
+            f"Seq{s}": tuple(
+                Prompt(name=f"P{s}.{p}", text=f"Prompt {s}.{p}{text_suffix}")
+                for p in range(prompts)
+            )
+            for s in range(sequences)
+        },
+    )
