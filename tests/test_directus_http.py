@@ -11,6 +11,7 @@ from storybench_prompts import (
     DirectusAuthenticationError,
     DirectusClientError,
     DirectusConnectionError,
+    DirectusError,
     DirectusForbiddenError,
     DirectusInvalidResponseError,
     DirectusNotFoundError,
@@ -94,12 +95,14 @@ async def test_query_asks_for_published_version_with_deep_limits():
     params = route.calls.last.request.url.params
     assert params["filter[status][_eq]"] == "published"
     assert params["filter[version_number][_eq]"] == "5"
-    assert '"_limit":-1' in params["deep"] and "prompts_in_sequence" in params["deep"]
+    assert '"_limit":-1' in params["deep"]
+    assert "prompts_in_sequence" in params["deep"]
     assert (
         "sequences_in_set.prompt_sequences_id.prompts_in_sequence.prompts_id.*" in params["fields"]
     )
     assert route.calls.last.request.headers["authorization"] == f"Bearer {TOKEN}"
-    assert ps.version == 5 and ps.provenance.source == "directus"
+    assert ps.version == 5
+    assert ps.provenance.source == "directus"
 
 
 async def test_latest_sorts_by_version_descending():
@@ -179,7 +182,7 @@ async def test_other_errors_are_not_retried(status):
     async with source() as src:
         with respx.mock:
             route = respx.get(ITEMS).mock(return_value=directus_error(status, "X"))
-            with pytest.raises(Exception):  # noqa: B017 - the class is checked above
+            with pytest.raises(DirectusError):
                 await src.get(1)
     assert route.call_count == 1
 
@@ -327,7 +330,8 @@ def test_plain_http_to_remote_host_warns(caplog):
         DirectusSource("http://127.0.0.1:8055", TOKEN)
         DirectusSource("http://localhost:8055", TOKEN)
     warnings = [r for r in caplog.records if "plain http" in r.getMessage()]
-    assert len(warnings) == 1 and "cms.example.org" in warnings[0].getMessage()
+    assert len(warnings) == 1
+    assert "cms.example.org" in warnings[0].getMessage()
     assert TOKEN not in caplog.text
 
 
@@ -338,4 +342,5 @@ async def test_storybench_names_work():
             assert (await src.fetch_prompts()).version == 4
             assert (await src.fetch_prompts(version_number=4)).version == 4
     flat = DirectusSource.convert_to_storybench_format(raw_version(3)).to_storybench()
-    assert flat["version"] == 3 and len(flat["sequences"]) == 5
+    assert flat["version"] == 3
+    assert len(flat["sequences"]) == 5

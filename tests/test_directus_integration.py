@@ -75,7 +75,8 @@ async def test_bad_token_is_typed_and_token_free(directus):
             await src.latest()
     assert info.value.status == 401
     assert info.value.code == "INVALID_CREDENTIALS"
-    assert token not in str(info.value) and token not in repr(info.value)
+    assert token not in str(info.value)
+    assert token not in repr(info.value)
 
 
 async def test_large_sets_are_not_cut_at_100_items(own_directus):

@@ -77,7 +77,8 @@ def test_hash_ignores_sequence_order_but_not_prompt_order():
             ],
         )
     )
-    assert list(a.sequences) == ["A", "B"] and list(b.sequences) == ["B", "A"]
+    assert list(a.sequences) == ["A", "B"]
+    assert list(b.sequences) == ["B", "A"]
     assert a.config_hash == b.config_hash
     assert a.config_hash != c.config_hash
 
