@@ -176,8 +176,13 @@ class FileMirror:
 
     async def save(self, prompt_set: PromptSet) -> SaveOutcome:
         ensure_valid(prompt_set)
+        previous: str | None
         try:
-            previous = await self.stored_hash(prompt_set.version)
+            # Decode, not just read the stored hash: a hand-edited file may keep its old hash.
+            document = await self._read_document(prompt_set.version)
+            previous = (
+                None if document is None else self._decode(prompt_set.version, document).config_hash
+            )
         except MirrorCorruptError:
             previous = "corrupt"  # overwrite a corrupt snapshot with a good one
         if previous == prompt_set.config_hash:

@@ -256,14 +256,27 @@ class MongoMirror:
         value = document.get("config_hash")
         return value if isinstance(value, str) else None
 
+    async def _verified_hash(self, version: int) -> str | None:
+        """The stored hash if the stored document is valid, ``"corrupt"`` if not, else None."""
+        with self._errors(f"reading version {version}"):
+            document = await self._collection.find_one({"version": int(version)})
+        if document is None:
+            return None
+        try:
+            return self._decode(document).config_hash
+        except MirrorCorruptError:
+            return "corrupt"  # a hand-edited document may keep its old hash; rewrite it
+
     # -- writing ---------------------------------------------------------------------------
 
     async def save(self, prompt_set: PromptSet) -> SaveOutcome:
         """Store a validated set (one document per version), then :meth:`reconcile`."""
         ensure_valid(prompt_set)
         await self.ensure_indexes()
-        previous = await self.stored_hash(prompt_set.version)
+        previous = await self._verified_hash(prompt_set.version)
         if previous == prompt_set.config_hash:
+            # Nothing to write, but a sync that died before activating left work to finish.
+            await self.reconcile()
             return "unchanged"
         now = datetime.now(UTC)
         provenance = prompt_set.provenance
