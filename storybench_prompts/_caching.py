@@ -338,6 +338,10 @@ class CachingRepository:
             self._stats.origin_errors[type(exc).__name__] += 1
             self._health.failed(exc)
             raise
+        if prompt_set.provenance is None:
+            prompt_set = prompt_set.with_provenance(
+                Provenance(source="directus", origin="directus", fetched_at_epoch=time.time())
+            )
         latency = self._clock() - started
         self._stats.origin_latency_total += latency
         self._stats.origin_latency_max = max(self._stats.origin_latency_max, latency)

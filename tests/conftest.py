@@ -140,3 +140,24 @@ async def mongo_database(request: pytest.FixtureRequest, unique_db_name: str) ->
             await client.drop_database(unique_db_name)
         finally:
             await client.close()
+
+
+# -- CI guard: integration tests that skip make the run fail --------------------------------
+
+_SERVER_MARKERS = {"directus", "mongodb"}
+_skipped_integration: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and IN_CI:
+        keywords = set(report.keywords)
+        if keywords & _SERVER_MARKERS and "real_mongodb" not in keywords:
+            _skipped_integration.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _skipped_integration:
+        print(f"\nCI=true but {len(_skipped_integration)} integration test(s) were skipped:")
+        for nodeid in _skipped_integration[:20]:
+            print(f"  {nodeid}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

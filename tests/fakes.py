@@ -1,0 +1,76 @@
+"""A scriptable origin and a hand-driven clock for the cache's unit tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+
+from storybench_prompts import PromptSet, PromptSetNotFoundError, VersionInfo
+from tests.factories import flat_set
+
+
+class FakeClock:
+    """Monotonic seconds that move only when told (cachetools' testing habit)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class ScriptedOrigin:
+    """An origin whose answers, failures and delays the test decides."""
+
+    name = "directus"
+
+    def __init__(self, versions: dict[int, PromptSet] | None = None) -> None:
+        self.sets = versions if versions is not None else {v: flat_set(v) for v in (1, 2, 3)}
+        self.calls: list[Any] = []
+        self.error: BaseException | None = None
+        self.gate: anyio.Event | None = None
+        self.active = 0
+        self.max_active = 0
+        self.closed = False
+
+    async def _answer(self, key: Any) -> PromptSet:
+        self.calls.append(key)
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            else:
+                await anyio.sleep(0)
+            if self.error is not None:
+                raise self.error
+            version = max(self.sets) if key == "latest" else key
+            if version not in self.sets:
+                raise PromptSetNotFoundError(f"no version {version}", version=version)
+            return self.sets[version]
+        finally:
+            self.active -= 1
+
+    async def get(self, version: int) -> PromptSet:
+        return await self._answer(version)
+
+    async def latest(self) -> PromptSet:
+        return await self._answer("latest")
+
+    async def versions(self) -> list[VersionInfo]:
+        if self.error is not None:
+            raise self.error
+        return [self.sets[v].info() for v in sorted(self.sets)]
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    async def __aenter__(self) -> ScriptedOrigin:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

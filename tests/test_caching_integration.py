@@ -1,0 +1,150 @@
+"""The caching repository against the real Directus and the real wire-protocol MongoDB."""
+
+import time
+
+import anyio
+import httpx
+import pytest
+
+from storybench_prompts import (
+    CachePolicy,
+    CachingRepository,
+    DirectusConnectionError,
+    DirectusSource,
+    MongoMirror,
+    OriginState,
+    PromptSetNotFoundError,
+    PromptSetUnavailableError,
+    RetryPolicy,
+)
+
+pytestmark = [pytest.mark.anyio, pytest.mark.directus, pytest.mark.mongodb]
+
+QUICK = RetryPolicy(max_attempts=2, initial_backoff=0.01, max_backoff=0.02)
+
+
+class CountingTransport(httpx.AsyncBaseTransport):
+    """Counts the requests that really leave for the server."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.requests = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def edit_prompt_text(server, version: int) -> None:
+    with server.admin() as c:
+        prompt = c.get(
+            "/items/prompts",
+            params={"filter[text][_contains]": f"(v{version})", "limit": "1", "fields": "id,text"},
+        ).json()["data"][0]
+    server.update_item("prompts", prompt["id"], {"text": prompt["text"] + " edited"})
+
+
+async def wait_until(predicate, timeout: float = 15.0) -> None:
+    with anyio.fail_after(timeout):
+        while not await predicate():
+            await anyio.sleep(0.05)
+
+
+async def test_stalled_directus_is_hedged_with_the_mirror_then_refreshed(
+    own_directus, mongo_database
+):
+    mirror = MongoMirror(database=mongo_database)
+    source = DirectusSource(own_directus.url, own_directus.readonly_token, retry=QUICK)
+    policy = CachePolicy(fallback_after=0.5)
+    async with CachingRepository(source, mirror, policy=policy, close_mirror=False) as repo:
+        await repo.warm([1])
+        old_hash = await mirror.stored_hash(1)
+        repo.invalidate()
+        edit_prompt_text(own_directus, 1)
+        own_directus.pause()
+        try:
+            started = time.monotonic()
+            served = await repo.get(1)
+            elapsed = time.monotonic() - started
+        finally:
+            own_directus.resume()
+        assert served.provenance.source == "mirror"
+        assert served.provenance.hedged is True
+        assert served.config_hash == old_hash
+        assert elapsed < policy.fallback_after + 0.3
+
+        async def refreshed() -> bool:
+            return await mirror.stored_hash(1) not in (None, old_hash)
+
+        await wait_until(refreshed)  # the fetch that was stalled landed and wrote through
+        fresh = await repo.get(1)
+        assert fresh.provenance.source == "cache"
+        assert fresh.config_hash == await mirror.stored_hash(1)
+        assert repo.stats().hedged_serves == 1
+
+
+async def test_killed_directus_keeps_serving_and_recovers(own_directus, mongo_database):
+    mirror = MongoMirror(database=mongo_database)
+    source = DirectusSource(own_directus.url, own_directus.readonly_token, retry=QUICK)
+    async with CachingRepository(source, mirror, close_mirror=False) as repo:
+        await repo.warm([1, 2])
+        repo.invalidate(2)
+        assert (await repo.get(1)).provenance.source == "cache"
+        own_directus.kill()
+
+        assert (await repo.get(1)).provenance.source == "cache"  # fresh entry: no origin call
+        from_mirror = await repo.get(2)
+        assert from_mirror.provenance.source == "mirror"
+        with pytest.raises(PromptSetUnavailableError) as info:
+            await repo.get(99)
+        assert [type(c) for c in info.value.causes] == [
+            DirectusConnectionError,
+            PromptSetNotFoundError,
+        ]
+        assert repo.status().state is OriginState.INTERRUPTED
+
+        own_directus.restart()
+        repo.invalidate()
+        served = await repo.get(1)
+        assert served.provenance.source == "directus"
+        assert repo.status().state is OriginState.VALID
+
+
+async def test_a_thousand_cold_gets_make_one_directus_request(directus):
+    transport = CountingTransport()
+    source = DirectusSource(directus.url, directus.readonly_token, transport=transport)
+    results = []
+    async with CachingRepository(source) as repo:
+
+        async def call() -> None:
+            results.append(await repo.get(2))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(1000):
+                tg.start_soon(call)
+    assert transport.requests == 1
+    assert len(results) == 1000
+    assert len({r.config_hash for r in results}) == 1
+
+
+@pytest.mark.parametrize("fault", ["stalled", "down"])
+async def test_mongodb_trouble_does_not_slow_directus_backed_gets(directus, own_nx_server, fault):
+    mirror = MongoMirror(own_nx_server.uri, socket_timeout=30, server_selection_timeout=30)
+    source = DirectusSource(directus.url, directus.readonly_token)
+    if fault == "stalled":
+        own_nx_server.pause()
+    else:
+        own_nx_server.kill()
+    try:
+        async with CachingRepository(source, mirror) as repo:
+            started = time.monotonic()
+            served = await repo.get(3)
+            elapsed = time.monotonic() - started
+            assert served.provenance.source == "directus"
+            assert elapsed < 1.5  # a Directus query here takes ~20 ms; MongoDB waits 30 s
+    finally:
+        if fault == "stalled":
+            own_nx_server.resume()
