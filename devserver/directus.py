@@ -603,6 +603,8 @@ def main(argv: list[str]) -> int:
     elif command == "snapshot":
         write_snapshot()
     elif command == "serve":
+        # Stop the server too when this process is asked to stop.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         with running_directus() as server:
             print(json.dumps({"url": server.url, "token": server.readonly_token}), flush=True)
             with contextlib.suppress(KeyboardInterrupt):
