@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The demo on a fresh machine: install, start a local Directus with sample prompt sets, sync
+# them into the embedded file mirror, read the latest set, stop Directus, read it again from
+# the mirror. Cleans up the server it started; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    echo "==> creating .venv"
+    "$PYTHON" -m venv .venv
+fi
+echo "==> installing storybench-prompts into .venv"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e .
+exec .venv/bin/python -m devserver.demo

@@ -1,0 +1,137 @@
+"""The real `storybench-prompts` entry point, as a subprocess, against real servers."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from storybench_prompts.cli import EXIT_FAILURE, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+
+pytestmark = [pytest.mark.directus]
+
+
+def run(args, env, timeout=120):
+    full_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("DIRECTUS_", "MONGODB_", "STORYBENCH_PROMPTS_"))}
+    full_env.update(env)
+    return subprocess.run([sys.executable, "-m", "storybench_prompts", *args], env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def file_env(directus, tmp_path):
+    return {"DIRECTUS_URL": directus.url, "DIRECTUS_TOKEN": directus.readonly_token,
+            "STORYBENCH_PROMPTS_MIRROR_DIR": str(tmp_path / "mirror")}
+
+
+def test_sync_all_then_nothing_changes(file_env):
+    first = run(["sync", "--all"], file_env)
+    assert first.returncode == EXIT_OK, first.stderr
+    assert "v1: new" in first.stdout
+    assert "v3: new" in first.stdout
+    assert "3 new" in first.stdout
+    again = run(["sync", "--all"], file_env)
+    assert again.returncode == EXIT_OK
+    assert "3 unchanged" in again.stdout
+    dry = run(["sync", "--version", "2", "--dry-run"], file_env)
+    assert "dry run: 1 unchanged" in dry.stdout
+
+
+def test_sync_missing_version_is_partial(file_env):
+    result = run(["sync", "--version", "1", "--version", "999"], file_env)
+    assert result.returncode == EXIT_PARTIAL
+    assert "v999: not_found" in result.stderr
+    assert "v1: new" in result.stdout
+
+
+def test_versions_marks_missing_and_json_parses(file_env):
+    run(["sync", "--version", "1"], file_env)
+    table = run(["versions"], file_env)
+    assert table.returncode == EXIT_OK, table.stderr
+    assert "MISSING" in table.stdout
+    rows = json.loads(run(["versions", "--json"], file_env).stdout)
+    assert [(r["version"], r["state"]) for r in rows] == [(1, "same"), (2, "missing"), (3, "missing")]
+
+
+def test_get_json_carries_the_flat_format_and_provenance(file_env):
+    result = run(["get", "latest", "--json"], file_env)
+    assert result.returncode == EXIT_OK, result.stderr
+    data = json.loads(result.stdout)
+    assert data["version"] == 3
+    assert set(data["sequences"]) == {"FilmNarrative", "LiteraryFiction", "CommercialConcept",
+                                      "RegionalThriller", "CrossGenre"}
+    assert data["provenance"]["source"] == "directus"
+    assert len(data["config_hash"]) == 16
+    readable = run(["get", "2"], file_env)
+    assert "Prompt set v2" in readable.stdout
+    assert "1. Initial Concept" in readable.stdout
+
+
+def test_get_unknown_and_bad_arguments(file_env):
+    missing = run(["get", "999"], file_env)
+    assert missing.returncode == EXIT_FAILURE
+    assert "error:" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    assert run(["get", "abc"], file_env).returncode == EXIT_USAGE
+    assert run(["sync", "--all", "--version", "1"], file_env).returncode == EXIT_USAGE
+
+
+def test_bad_token_fails_clearly_without_leaking_it(file_env):
+    token = "wrong-token-7c1d9e"
+    env = file_env | {"DIRECTUS_TOKEN": token}
+    for args in (["sync"], ["--verbose", "get", "1", "--source", "directus"], ["check"]):
+        result = run(args, env)
+        assert result.returncode == EXIT_FAILURE, args
+        assert token not in result.stdout + result.stderr
+    result = run(["get", "1", "--source", "directus"], env)
+    assert "DIRECTUS_TOKEN" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_check_reports_every_part(file_env):
+    run(["sync", "--all"], file_env)
+    result = run(["check"], file_env)
+    assert result.returncode == EXIT_OK, result.stdout + result.stderr
+    for name in ("directus", "schema", "mirror", "freshness"):
+        assert f"ok   {name}" in result.stdout
+
+
+def test_directus_down_get_served_from_mirror_and_sync_fails(own_directus, tmp_path):
+    env = {"DIRECTUS_URL": own_directus.url, "DIRECTUS_TOKEN": own_directus.readonly_token,
+           "STORYBENCH_PROMPTS_MIRROR_DIR": str(tmp_path / "mirror")}
+    assert run(["warm"], env).returncode == EXIT_OK
+    own_directus.kill()
+    served = run(["get", "latest", "--json"], env)
+    assert served.returncode == EXIT_OK, served.stderr
+    data = json.loads(served.stdout)
+    assert data["version"] == 3
+    assert data["provenance"]["source"] == "mirror"
+    sync = run(["sync", "--all"], env)
+    assert sync.returncode == EXIT_FAILURE
+    assert "Directus" in sync.stderr
+
+
+@pytest.mark.mongodb
+def test_mongodb_mirror_and_storybench_spelling(directus, nx_server, unique_db_name):
+    secret = "pw-9f8e7d"
+    env = {"DIRECTUS_URL": directus.url, "DIRECTUS_TOKEN": directus.readonly_token,
+           "MONGODB_URI": nx_server.uri, "STORYBENCH_PROMPTS_MONGODB_DATABASE": unique_db_name}
+    assert run(["sync-prompts", "--test-connection"], env).returncode == EXIT_OK
+    listing = run(["sync-prompts", "--list-versions"], env)
+    assert "v3:" in listing.stdout
+    synced = run(["sync-prompts", "-v", "2"], env)
+    assert synced.returncode == EXIT_OK, synced.stderr
+    assert "v2: new" in synced.stdout
+    latest = run(["sync-prompts"], env)
+    assert "v3: new" in latest.stdout
+    from_mirror = json.loads(run(["get", "2", "--json", "--source", "mirror"], env).stdout)
+    assert from_mirror["provenance"]["source"] == "mirror"
+    # A MongoDB that is not there: the password never shows.
+    down = env | {"MONGODB_URI": f"mongodb://u:{secret}@127.0.0.1:1/",
+                  "STORYBENCH_PROMPTS_MONGODB_SERVER_SELECTION_TIMEOUT": "0.3"}
+    for args in (["--verbose", "sync"], ["check"], ["config"]):
+        result = run(args, down)
+        assert secret not in result.stdout + result.stderr, args
+    assert run(["sync"], down).returncode == EXIT_FAILURE
