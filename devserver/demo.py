@@ -29,10 +29,14 @@ def cli(args: list[str], env: dict[str, str], *, check: bool = True) -> None:
 
 
 def main() -> int:
-    step("Installing Node 22 and Directus from the npm registry (cached; the first run takes minutes)")
+    step(
+        "Installing Node 22 and Directus from the npm registry (cached; the first run takes minutes)"
+    )
     template = template_db()
 
-    step("Starting a local Directus with sample prompt sets (v1-v3 published, v4 draft, v5 archived)")
+    step(
+        "Starting a local Directus with sample prompt sets (v1-v3 published, v4 draft, v5 archived)"
+    )
     started = time.monotonic()
     server = DirectusServer.start_from(template)
     try:

@@ -13,17 +13,28 @@ pytestmark = [pytest.mark.directus]
 
 
 def run(args, env, timeout=120):
-    full_env = {k: v for k, v in os.environ.items()
-                if not k.startswith(("DIRECTUS_", "MONGODB_", "STORYBENCH_PROMPTS_"))}
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DIRECTUS_", "MONGODB_", "STORYBENCH_PROMPTS_"))
+    }
     full_env.update(env)
-    return subprocess.run([sys.executable, "-m", "storybench_prompts", *args], env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "storybench_prompts", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
 def file_env(directus, tmp_path):
-    return {"DIRECTUS_URL": directus.url, "DIRECTUS_TOKEN": directus.readonly_token,
-            "STORYBENCH_PROMPTS_MIRROR_DIR": str(tmp_path / "mirror")}
+    return {
+        "DIRECTUS_URL": directus.url,
+        "DIRECTUS_TOKEN": directus.readonly_token,
+        "STORYBENCH_PROMPTS_MIRROR_DIR": str(tmp_path / "mirror"),
+    }
 
 
 def test_sync_all_then_nothing_changes(file_env):
@@ -52,7 +63,11 @@ def test_versions_marks_missing_and_json_parses(file_env):
     assert table.returncode == EXIT_OK, table.stderr
     assert "MISSING" in table.stdout
     rows = json.loads(run(["versions", "--json"], file_env).stdout)
-    assert [(r["version"], r["state"]) for r in rows] == [(1, "same"), (2, "missing"), (3, "missing")]
+    assert [(r["version"], r["state"]) for r in rows] == [
+        (1, "same"),
+        (2, "missing"),
+        (3, "missing"),
+    ]
 
 
 def test_get_json_carries_the_flat_format_and_provenance(file_env):
@@ -60,8 +75,13 @@ def test_get_json_carries_the_flat_format_and_provenance(file_env):
     assert result.returncode == EXIT_OK, result.stderr
     data = json.loads(result.stdout)
     assert data["version"] == 3
-    assert set(data["sequences"]) == {"FilmNarrative", "LiteraryFiction", "CommercialConcept",
-                                      "RegionalThriller", "CrossGenre"}
+    assert set(data["sequences"]) == {
+        "FilmNarrative",
+        "LiteraryFiction",
+        "CommercialConcept",
+        "RegionalThriller",
+        "CrossGenre",
+    }
     assert data["provenance"]["source"] == "directus"
     assert len(data["config_hash"]) == 16
     readable = run(["get", "2"], file_env)
@@ -99,8 +119,11 @@ def test_check_reports_every_part(file_env):
 
 
 def test_directus_down_get_served_from_mirror_and_sync_fails(own_directus, tmp_path):
-    env = {"DIRECTUS_URL": own_directus.url, "DIRECTUS_TOKEN": own_directus.readonly_token,
-           "STORYBENCH_PROMPTS_MIRROR_DIR": str(tmp_path / "mirror")}
+    env = {
+        "DIRECTUS_URL": own_directus.url,
+        "DIRECTUS_TOKEN": own_directus.readonly_token,
+        "STORYBENCH_PROMPTS_MIRROR_DIR": str(tmp_path / "mirror"),
+    }
     assert run(["warm"], env).returncode == EXIT_OK
     own_directus.kill()
     served = run(["get", "latest", "--json"], env)
@@ -116,8 +139,12 @@ def test_directus_down_get_served_from_mirror_and_sync_fails(own_directus, tmp_p
 @pytest.mark.mongodb
 def test_mongodb_mirror_and_storybench_spelling(directus, nx_server, unique_db_name):
     secret = "pw-9f8e7d"
-    env = {"DIRECTUS_URL": directus.url, "DIRECTUS_TOKEN": directus.readonly_token,
-           "MONGODB_URI": nx_server.uri, "STORYBENCH_PROMPTS_MONGODB_DATABASE": unique_db_name}
+    env = {
+        "DIRECTUS_URL": directus.url,
+        "DIRECTUS_TOKEN": directus.readonly_token,
+        "MONGODB_URI": nx_server.uri,
+        "STORYBENCH_PROMPTS_MONGODB_DATABASE": unique_db_name,
+    }
     assert run(["sync-prompts", "--test-connection"], env).returncode == EXIT_OK
     listing = run(["sync-prompts", "--list-versions"], env)
     assert "v3:" in listing.stdout
@@ -129,8 +156,10 @@ def test_mongodb_mirror_and_storybench_spelling(directus, nx_server, unique_db_n
     from_mirror = json.loads(run(["get", "2", "--json", "--source", "mirror"], env).stdout)
     assert from_mirror["provenance"]["source"] == "mirror"
     # A MongoDB that is not there: the password never shows.
-    down = env | {"MONGODB_URI": f"mongodb://u:{secret}@127.0.0.1:1/",
-                  "STORYBENCH_PROMPTS_MONGODB_SERVER_SELECTION_TIMEOUT": "0.3"}
+    down = env | {
+        "MONGODB_URI": f"mongodb://u:{secret}@127.0.0.1:1/",
+        "STORYBENCH_PROMPTS_MONGODB_SERVER_SELECTION_TIMEOUT": "0.3",
+    }
     for args in (["--verbose", "sync"], ["check"], ["config"]):
         result = run(args, down)
         assert secret not in result.stdout + result.stderr, args

@@ -1,0 +1,77 @@
+import pytest
+
+from storybench_prompts import (
+    CachingRepository,
+    ConfigurationError,
+    FileMirror,
+    MongoMirror,
+    Settings,
+    build_mirror,
+    build_repository,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    import os
+
+    for key in list(os.environ):
+        if key.startswith(("DIRECTUS_", "MONGODB_", "STORYBENCH_PROMPTS_")):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_environment_and_dotenv(monkeypatch, tmp_path):
+    (tmp_path / ".env").write_text(
+        "DIRECTUS_URL=https://from-dotenv.example.org\nSTORYBENCH_PROMPTS_FALLBACK_AFTER=0.75\n"
+    )
+    monkeypatch.setenv("DIRECTUS_TOKEN", "tok")
+    monkeypatch.setenv("STORYBENCH_PROMPTS_PINNED_TTL", "10")
+    settings = Settings()
+    assert settings.directus_url == "https://from-dotenv.example.org"
+    assert settings.fallback_after == 0.75
+    assert settings.cache_policy().pinned_ttl == 10
+    assert settings.cache_policy().fallback_after == 0.75
+    assert Settings(fallback_after=3).fallback_after == 3
+
+
+def test_describe_masks_secrets(monkeypatch):
+    monkeypatch.setenv("DIRECTUS_TOKEN", "very-secret-token")
+    monkeypatch.setenv("MONGODB_URI", "mongodb://me:hunter2@db.example.org/")
+    text = repr(Settings()) + str(Settings().describe())
+    assert "very-secret-token" not in text
+    assert "hunter2" not in text
+    assert "me:***@db.example.org" in text
+
+
+def test_mirror_choice_follows_mongodb_uri(monkeypatch, tmp_path):
+    monkeypatch.setenv("STORYBENCH_PROMPTS_MIRROR_DIR", str(tmp_path / "m"))
+    mirror = build_mirror()
+    assert isinstance(mirror, FileMirror)
+    assert mirror.directory == tmp_path / "m"
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:1/")
+    monkeypatch.setenv("STORYBENCH_PROMPTS_MONGODB_DATABASE", "other")
+    mongo = build_mirror()
+    assert isinstance(mongo, MongoMirror)
+    assert mongo._db.name == "other"
+
+
+async def test_build_repository_needs_directus(monkeypatch):
+    with pytest.raises(ConfigurationError, match="DIRECTUS_URL"):
+        build_repository()
+    monkeypatch.setenv("DIRECTUS_URL", "https://cms.example.org")
+    monkeypatch.setenv("DIRECTUS_TOKEN", "t")
+    repo = build_repository()
+    assert isinstance(repo, CachingRepository)
+    async with repo:
+        assert repo.status().state.value == "initializing"
+
+
+def test_invalid_values_are_refused(monkeypatch):
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("STORYBENCH_PROMPTS_FALLBACK_AFTER", "-1")
+    with pytest.raises(ValidationError):
+        Settings()
