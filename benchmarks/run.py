@@ -10,6 +10,7 @@ result with its ratio to the baseline, and stops them. Figures go to docs/perfor
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import statistics
@@ -51,6 +52,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 def ms(seconds: float) -> str:
+    if seconds < 0.001:
+        return f"{seconds * 1e6:.1f} µs"
     return f"{seconds * 1000:.2f} ms"
 
 
@@ -209,23 +212,49 @@ async def bench_stampede(server: DirectusServer, mongo: MongoServer) -> dict[str
             started = time.perf_counter()
             await repo.get(3)
             single.append(time.perf_counter() - started)
-    transport = CountingTransport()
-    async with CachingRepository(
-        DirectusSource(server.url, server.readonly_token, transport=transport)
-    ) as repo:
-        started = time.perf_counter()
-        async with anyio.create_task_group() as tg:
-            for _ in range(1000):
-                tg.start_soon(repo.get, 3)
-        total = time.perf_counter() - started
+    totals: list[float] = []
+    requests: list[int] = []
+    for _ in range(5):
+        transport = CountingTransport()
+        source = DirectusSource(server.url, server.readonly_token, transport=transport)
+        async with CachingRepository(source) as repo:
+            started = time.perf_counter()
+            results = await asyncio.gather(*(repo.get(3) for _ in range(1000)))
+            totals.append(time.perf_counter() - started)
+            requests.append(transport.requests)
+            assert len({r.config_hash for r in results}) == 1
+    # The harness alone: 1,000 coroutines waiting for one fetch shared by hand.
+    harness: list[float] = []
+    for _ in range(5):
+        async with DirectusSource(server.url, server.readonly_token) as plain:
+            done = asyncio.Event()
+
+            async def fetch_once(
+                source: DirectusSource = plain, event: asyncio.Event = done
+            ) -> None:
+                await source.get(3)
+                event.set()
+
+            async def waiter(event: asyncio.Event = done) -> None:
+                await event.wait()
+
+            started = time.perf_counter()
+            await asyncio.gather(fetch_once(), *(waiter() for _ in range(999)))
+            harness.append(time.perf_counter() - started)
     one = statistics.median(single)
+    total = statistics.median(totals)
+    floor = statistics.median(harness)
     print(
-        f"  1,000 concurrent cold get(3): {transport.requests} Directus request(s) (goal 1), "
-        f"{ms(total)} in all"
+        f"  1,000 concurrent cold get(3) via asyncio.gather: Directus requests per run {requests}"
+        f" (goal 1), median {ms(total)} in all"
     )
-    print(f"  one single cold get(3): median {ms(one)} of 5")
-    print(f"  ratio stampede/single: {total / one:.2f}x (goal <= 1.2x)")
-    return {"requests": transport.requests, "ratio": total / one}
+    print(f"  one single cold get(3): median {ms(one)}")
+    print(f"  harness floor (1,000 coroutines sharing one hand-made fetch): median {ms(floor)}")
+    print(
+        f"  ratio stampede/single: {total / one:.2f}x (goal <= 1.2x); "
+        f"stampede/harness floor: {total / floor:.2f}x"
+    )
+    return {"requests": max(requests), "ratio": total / one}
 
 
 # -- 4. sync ------------------------------------------------------------------------------
