@@ -19,7 +19,7 @@ from ._exceptions import DirectusAuthenticationError
 
 __all__ = ["OriginHealth", "OriginState", "OriginStatus", "Stats"]
 
-logger = logging.getLogger("storybench_prompts")
+logger = logging.getLogger(__name__)
 
 
 class OriginState(StrEnum):
