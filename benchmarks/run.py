@@ -28,6 +28,7 @@ from pymongo import AsyncMongoClient, monitoring
 from devserver.directus import DirectusServer, template_db
 from devserver.mongo import MongoServer
 from devserver.sample_data import version_payload
+from devserver.transport import CountingTransport
 from storybench_prompts import (
     CachePolicy,
     CachingRepository,
@@ -59,19 +60,6 @@ def ms(seconds: float) -> str:
 
 def us(seconds: float) -> str:
     return f"{seconds * 1e6:.3f} µs"
-
-
-class CountingTransport(httpx.AsyncBaseTransport):
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.requests = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests += 1
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 class WriteCounter(monitoring.CommandListener):

@@ -43,11 +43,9 @@ def directus_template() -> Any:
         _unavailable("local Directus (npm install / bootstrap)", exc)
 
 
-@pytest.fixture(scope="session")
-def directus(directus_template: Any) -> Iterator[DirectusServer]:
-    """A shared, seeded Directus. Tests must not stop, stall or modify it."""
+def _seeded_directus(template: Any) -> Iterator[DirectusServer]:
     try:
-        server = DirectusServer.start_from(directus_template)
+        server = DirectusServer.start_from(template)
         seed_sample_sets(server)
     except Exception as exc:
         _unavailable("local Directus (start)", exc)
@@ -55,27 +53,24 @@ def directus(directus_template: Any) -> Iterator[DirectusServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def directus(directus_template: Any) -> Iterator[DirectusServer]:
+    """A shared, seeded Directus. Tests must not stop, stall or modify it."""
+    yield from _seeded_directus(directus_template)
 
 
 @pytest.fixture
 def own_directus(directus_template: Any) -> Iterator[DirectusServer]:
     """A seeded Directus of the test's own, which it may stop, stall or change."""
-    try:
-        server = DirectusServer.start_from(directus_template)
-        seed_sample_sets(server)
-    except Exception as exc:
-        _unavailable("local Directus (start)", exc)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _seeded_directus(directus_template)
 
 
 # -- MongoDB --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def nx_server() -> Iterator[MongoServer]:
+def _nx() -> Iterator[MongoServer]:
     try:
         server = MongoServer.start()
     except Exception as exc:
@@ -84,19 +79,17 @@ def nx_server() -> Iterator[MongoServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def nx_server() -> Iterator[MongoServer]:
+    yield from _nx()
 
 
 @pytest.fixture
 def own_nx_server() -> Iterator[MongoServer]:
     """An nx-27017 of the test's own, which it may stall or kill."""
-    try:
-        server = MongoServer.start()
-    except Exception as exc:
-        _unavailable("nx-27017", exc)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _nx()
 
 
 REAL_MONGODB_URI = os.environ.get("MONGODB_URI")

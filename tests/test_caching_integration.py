@@ -3,9 +3,9 @@
 import time
 
 import anyio
-import httpx
 import pytest
 
+from devserver.transport import CountingTransport
 from storybench_prompts import (
     CachePolicy,
     CachingRepository,
@@ -21,21 +21,6 @@ from storybench_prompts import (
 pytestmark = [pytest.mark.anyio, pytest.mark.directus, pytest.mark.mongodb]
 
 QUICK = RetryPolicy(max_attempts=2, initial_backoff=0.01, max_backoff=0.02)
-
-
-class CountingTransport(httpx.AsyncBaseTransport):
-    """Counts the requests that really leave for the server."""
-
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
-        self.requests = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests += 1
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def edit_prompt_text(server, version: int) -> None:
