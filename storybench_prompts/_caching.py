@@ -32,7 +32,7 @@ from typing import Any, Self
 
 import anyio
 from anyio.abc import TaskGroup
-from cachetools import TLRUCache
+from cachetools import TLRUCache, TTLCache
 
 from ._exceptions import (
     InvalidPromptSetError,
@@ -155,7 +155,10 @@ class CachingRepository:
         self._cache: TLRUCache[Key, _Entry] = TLRUCache(
             maxsize=self.policy.maxsize, ttu=_entry_expiry, timer=clock
         )
-        self._not_found: dict[Key, tuple[float, PromptSetNotFoundError]] = {}
+        # Bounded, so a benchmark config full of typos cannot grow it without limit.
+        self._not_found: TTLCache[Key, PromptSetNotFoundError] = TTLCache(
+            maxsize=1024, ttl=self.policy.not_found_ttl, timer=clock
+        )
         self._mirror_hashes: dict[int, str] = {}
         self._flights: SingleFlight[Key, PromptSet] = SingleFlight()
         self._stats = Stats()
@@ -257,10 +260,8 @@ class CachingRepository:
             return entry.stale_copy()
         negative = self._not_found.get(key)
         if negative is not None:
-            if now < negative[0]:
-                self._stats.not_found_hits += 1
-                raise negative[1]
-            del self._not_found[key]
+            self._stats.not_found_hits += 1
+            raise negative
         self._stats.misses += 1
         flight = self._flights.join(key, lambda: self._fetch_origin(key), self._tg())
         if not flight.done.is_set() and self.mirror is not None:
@@ -339,7 +340,7 @@ class CachingRepository:
                 prompt_set = await self.origin.get(int(key))
         except PromptSetNotFoundError as exc:
             self._health.succeeded()  # the origin answered
-            self._not_found[key] = (self._clock() + self.policy.not_found_ttl, exc)
+            self._not_found[key] = exc
             raise
         except (SourceUnavailableError, InvalidPromptSetError) as exc:
             self._stats.origin_errors[type(exc).__name__] += 1

@@ -12,12 +12,17 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from devserver.directus import DirectusServer, template_db
 from devserver.mongo import MongoServer
 from devserver.sample_data import seed_sample_sets
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Timing deadlines make property tests flaky on a loaded 2-core machine; they test behaviour.
+hypothesis_settings.register_profile("default", deadline=None, print_blob=True)
+hypothesis_settings.load_profile("default")
 
 
 def _unavailable(what: str, exc: BaseException) -> None:
