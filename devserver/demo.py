@@ -18,7 +18,8 @@ from devserver.sample_data import seed_sample_sets
 
 
 def step(message: str) -> None:
-    print(f"\n\033[1m==> {message}\033[0m", flush=True)
+    bold, plain = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
+    print(f"\n{bold}==> {message}{plain}", flush=True)
 
 
 def cli(args: list[str], env: dict[str, str], *, check: bool = True) -> None:

@@ -1,0 +1,57 @@
+"""sync_versions: one version's failure never costs another its copy."""
+
+import pytest
+
+from storybench_prompts import (
+    DirectusConnectionError,
+    InMemoryMirror,
+    InvalidPromptSetError,
+    Problem,
+    sync_versions,
+)
+from tests.factories import flat_set
+from tests.fakes import ScriptedOrigin
+
+pytestmark = pytest.mark.anyio
+
+
+class PickyOrigin(ScriptedOrigin):
+    def __init__(self, failures: dict[int, BaseException]) -> None:
+        super().__init__({v: flat_set(v, text_suffix=" new") for v in (1, 2, 3, 4)})
+        self.failures = failures
+
+    async def get(self, version: int):
+        if version in self.failures:
+            raise self.failures[version]
+        return await super().get(version)
+
+
+async def test_refused_and_failed_versions_keep_their_mirror_copy():
+    origin = PickyOrigin({
+        2: InvalidPromptSetError([Problem("sequences_in_set[0].prompts_in_sequence[0].text", "empty")]),
+        3: DirectusConnectionError("reset"),
+    })
+    mirror = InMemoryMirror([flat_set(v) for v in (1, 2, 3)])
+    results = await sync_versions(origin, mirror)
+    assert [(r.version, r.outcome) for r in results] == [
+        (1, "updated"), (2, "refused"), (3, "failed"), (4, "new")]
+    assert "text: empty" in str(results[1].error)
+    assert await mirror.stored_hash(2) == flat_set(2).config_hash
+    assert await mirror.stored_hash(3) == flat_set(3).config_hash
+    assert await mirror.stored_hash(1) == flat_set(1, text_suffix=" new").config_hash
+
+
+async def test_dry_run_writes_nothing():
+    origin = PickyOrigin({})
+    mirror = InMemoryMirror([flat_set(1, text_suffix=" new"), flat_set(2)])
+    results = await sync_versions(origin, mirror, dry_run=True)
+    assert [r.outcome for r in results] == ["unchanged", "updated", "new", "new"]
+    assert mirror.saves == 0
+    assert await mirror.stored_hash(3) is None
+
+
+async def test_listing_failure_raises():
+    origin = PickyOrigin({})
+    origin.error = DirectusConnectionError("down")
+    with pytest.raises(DirectusConnectionError):
+        await sync_versions(origin, InMemoryMirror())
