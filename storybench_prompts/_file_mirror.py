@@ -220,6 +220,10 @@ class FileMirror:
             if await aiofiles.os.path.exists(tmp):
                 await aiofiles.os.remove(tmp)
 
+    async def activate(self, version: int) -> None:
+        """Nothing to do: storybench does not read the file mirror; ``latest`` is the highest."""
+        return None
+
     async def check_writable(self) -> None:
         probe = self.directory / f".write-probe-{uuid.uuid4().hex}"
         try:

@@ -21,6 +21,7 @@ class InMemoryMirror:
     def __init__(self, prompt_sets: list[PromptSet] | None = None) -> None:
         self._sets: dict[int, PromptSet] = {}
         self.saves = 0
+        self.active_version: int | None = None
         for prompt_set in prompt_sets or []:
             self._sets[prompt_set.version] = ensure_valid(prompt_set)
 
@@ -72,6 +73,13 @@ class InMemoryMirror:
         self._sets[prompt_set.version] = prompt_set
         self.saves += 1
         return "new" if previous is None else "updated"
+
+    async def activate(self, version: int) -> None:
+        if version not in self._sets:
+            raise PromptSetNotFoundError(
+                f"the memory mirror holds no version {version}", version=version
+            )
+        self.active_version = version
 
     async def check_writable(self) -> None:
         return None

@@ -4,18 +4,24 @@ Collection ``prompts`` of database ``storybench``; one document per version::
 
     {_id, config_hash, version, sequences, created_at, is_active,        # storybench's fields
      version_name, directus_id, content_hash, source_created_at,
-     source_updated_at, fetched_at, synced_at, schema_version}            # ours
+     source_updated_at, fetched_at, synced_at, activation_seq,
+     schema_version}                                                      # ours
 
-storybench's reader (``find_one({"is_active": True})``) keeps working unchanged.
+storybench's reader (``find_one({"is_active": True})``) keeps working unchanged, and, as with
+storybench's own ``sync-prompts``, the set it reads is the one last *activated*:
+:meth:`activate` (what ``sync`` does for the version it was asked for) stamps the document with
+the next number of a counter (``activation_seq``); :meth:`save` alone changes nothing about
+activation, except that it activates the saved set when no set is active at all.
 
 Activation invariant: *once any set is active, at least one set is active at every instant*,
-and at rest exactly the highest version is active. Every save runs :meth:`reconcile`, which
-(1) activates the highest version, then (2) deactivates versions *below* it, then re-reads the
-highest version and repeats if it changed. Activation always precedes deactivation and nobody
-deactivates the highest version they saw, so a reader between any two writes finds one or two
-active sets, never zero; a sync killed between its writes leaves the previous active set in
-place; two syncs racing converge on the single highest version. Our own :meth:`latest` sorts by
-version and never reads ``is_active``, so it does not depend on any window between writes.
+and at rest exactly the set with the highest ``activation_seq`` is active. Every write ends with
+:meth:`reconcile`, which (1) activates the document with the highest ``activation_seq``, then
+(2) deactivates documents with a *lower* one, then re-reads the top and repeats if it changed.
+Activation precedes deactivation and nobody deactivates the top they saw, so a reader between
+any two writes finds one or two active sets, never zero; a sync killed between its writes
+leaves the previous active set in place and the next write finishes the job; two syncs racing
+converge on the single most recent activation. Our own :meth:`latest` sorts by version and never
+reads ``is_active``, so it does not depend on any window between writes.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ DEFAULT_SERVER_SELECTION_TIMEOUT = 2.0
 DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 2.0
 SCHEMA_VERSION = 1
+META_COLLECTION = "storybench_prompts_meta"
 
 _CONTENT_FIELDS = {"_id": 0, "config_hash": 1, "version": 1}
 
@@ -270,7 +277,7 @@ class MongoMirror:
     # -- writing ---------------------------------------------------------------------------
 
     async def save(self, prompt_set: PromptSet) -> SaveOutcome:
-        """Store a validated set (one document per version), then :meth:`reconcile`."""
+        """Store a validated set (one document per version); write nothing if unchanged."""
         ensure_valid(prompt_set)
         await self.ensure_indexes()
         previous = await self._verified_hash(prompt_set.version)
@@ -299,10 +306,10 @@ class MongoMirror:
         with self._errors(f"saving version {prompt_set.version}"):
             if previous is None:
                 try:
-                    # A new document starts inactive: activation is reconcile()'s job, which
-                    # activates before it deactivates, so no reader sees zero active sets.
+                    # A new document starts inactive and never activated; activation is
+                    # activate()'s and reconcile()'s job.
                     await self._collection.insert_one(
-                        {**content, "created_at": now, "is_active": False}
+                        {**content, "created_at": now, "is_active": False, "activation_seq": 0}
                     )
                     outcome: SaveOutcome = "new"
                 except pymongo.errors.DuplicateKeyError:
@@ -316,32 +323,61 @@ class MongoMirror:
                     {"version": prompt_set.version}, {"$set": content}
                 )
                 outcome = "updated"
-        await self.reconcile()
+        await self._activate_if_none(prompt_set.version)
         return outcome
 
+    async def _activate_if_none(self, version: int) -> None:
+        # storybench's reader must find something: the first set saved becomes the active one.
+        with self._errors("reading the active set"):
+            active = await self._collection.find_one({"is_active": True}, {"_id": 1})
+        if active is None:
+            await self.activate(version)
+        else:
+            await self.reconcile()
+
+    async def activate(self, version: int) -> None:
+        """Make this version the one storybench's reader finds (``is_active: true``)."""
+        with self._errors(f"activating version {version}"):
+            counter = await self._db[META_COLLECTION].find_one_and_update(
+                {"_id": f"activation:{self._collection.name}"},
+                {"$inc": {"seq": 1}},
+                upsert=True,
+                return_document=pymongo.ReturnDocument.AFTER,
+            )
+            result = await self._collection.update_one(
+                {"version": int(version)}, {"$set": {"activation_seq": int(counter["seq"])}}
+            )
+        if result.matched_count == 0:
+            raise PromptSetNotFoundError(
+                f"the MongoDB mirror holds no version {version} to activate", version=version
+            )
+        await self.reconcile()
+
     async def reconcile(self, max_rounds: int = 10) -> int | None:
-        """Make the highest version the active one; return it (None when empty)."""
-        with self._errors("activating the latest version"):
+        """Make the most recently activated set the only active one; return its version."""
+        with self._errors("reconciling the active set"):
             seen: int | None = None
             for _ in range(max_rounds):
                 top = await self._collection.find_one(
-                    {}, {"_id": 1, "version": 1}, sort=[("version", pymongo.DESCENDING)]
+                    {},
+                    {"_id": 1, "version": 1, "activation_seq": 1},
+                    sort=[("activation_seq", pymongo.DESCENDING), ("version", pymongo.DESCENDING)],
                 )
                 if top is None:
                     return None
-                version = int(top["version"])
-                if version == seen:
-                    return version
-                # Activate first, deactivate lower versions second: never zero active.
+                seq = int(top.get("activation_seq") or 0)
+                if seq == seen:
+                    return int(top["version"])
+                # Activate first, deactivate older activations second: never zero active.
                 await self._collection.update_one(
                     {"_id": top["_id"], "is_active": {"$ne": True}}, {"$set": {"is_active": True}}
                 )
                 await self._collection.update_many(
-                    {"version": {"$lt": version}, "is_active": True},
+                    {"activation_seq": {"$lt": seq}, "is_active": True},
                     {"$set": {"is_active": False}},
                 )
-                seen = version
-            return seen
+                seen = seq
+            return int(top["version"])
 
     async def check_writable(self) -> None:
         await self.ensure_indexes()

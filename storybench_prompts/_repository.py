@@ -62,6 +62,13 @@ class PromptMirror(PromptRepository, Protocol):
         """The ``config_hash`` stored for this version, or None when absent."""
         ...
 
+    async def activate(self, version: int) -> None:
+        """Mark this version as the one storybench runs (MongoDB's ``is_active``).
+
+        Mirrors without that notion do nothing.
+        """
+        ...
+
     async def check_writable(self) -> None:
         """Raise :class:`MirrorUnavailableError` unless a write would succeed now."""
         ...

@@ -72,12 +72,15 @@ async def sync_versions(
     *,
     concurrency: int = DEFAULT_SYNC_CONCURRENCY,
     dry_run: bool = False,
+    activate: int | None = None,
     on_result: Callable[[SyncResult], None] | None = None,
 ) -> list[SyncResult]:
     """Sync the given versions (default: every published one); results in version order.
 
     A failure for one version does not stop the others; each result says what happened.
-    Listing the versions is the one step whose failure raises.
+    ``activate`` names the version to make active afterwards (storybench's reader then finds
+    it), if it synced. Listing the versions and the activation are the steps whose failure
+    raises.
     """
     if versions is None:
         versions = [info.version for info in await source.versions()]
@@ -95,4 +98,6 @@ async def sync_versions(
     async with anyio.create_task_group() as tg:
         for version in wanted:
             tg.start_soon(run, version)
+    if activate is not None and not dry_run and activate in results and results[activate].ok:
+        await mirror.activate(activate)
     return [results[v] for v in wanted]

@@ -227,7 +227,9 @@ def _sync_line(result: SyncResult) -> str:
     return line
 
 
-def _report_sync(state: _State, results: list[SyncResult], dry_run: bool) -> int:
+def _report_sync(
+    state: _State, results: list[SyncResult], dry_run: bool, activated: int | None = None
+) -> int:
     for result in results:
         if not state.quiet or not result.ok:
             (out if result.ok else err).print(_redact(_sync_line(result), state), markup=False)
@@ -237,6 +239,8 @@ def _report_sync(state: _State, results: list[SyncResult], dry_run: bool) -> int
     if not state.quiet:
         summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing to sync"
         out.print(f"{'dry run: ' if dry_run else ''}{summary}", markup=False)
+        if activated is not None:
+            out.print(f"active: v{activated}", markup=False)
     failed = [r for r in results if not r.ok]
     if not failed:
         return EXIT_OK
@@ -244,30 +248,51 @@ def _report_sync(state: _State, results: list[SyncResult], dry_run: bool) -> int
 
 
 async def _sync(
-    state: _State, versions: list[int] | None, latest_only: bool, dry_run: bool, progress: bool
-) -> list[SyncResult]:
+    state: _State,
+    versions: list[int] | None,
+    *,
+    latest_only: bool = False,
+    dry_run: bool = False,
+    progress: bool = False,
+    activate: bool = False,
+) -> tuple[list[SyncResult], int | None]:
+    """Sync, then (if asked) activate the highest version synced, as storybench's sync does."""
     source, mirror = _build(state)
     async with source, mirror:
         if latest_only:
             versions = [(await source.latest()).version]
         if versions is None:
             versions = [info.version for info in await source.versions()]
+        target = max(versions) if activate and versions and not dry_run else None
         if not progress:
-            return await sync_versions(
-                source, mirror, versions, concurrency=state.settings.concurrency, dry_run=dry_run
-            )
-        with Progress(
-            TextColumn("syncing"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
-        ) as bar:
-            task = bar.add_task("sync", total=len(versions))
-            return await sync_versions(
+            results = await sync_versions(
                 source,
                 mirror,
                 versions,
                 concurrency=state.settings.concurrency,
                 dry_run=dry_run,
-                on_result=lambda _: bar.advance(task),
+                activate=target,
             )
+        else:
+            with Progress(
+                TextColumn("syncing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=err,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("sync", total=len(versions))
+                results = await sync_versions(
+                    source,
+                    mirror,
+                    versions,
+                    concurrency=state.settings.concurrency,
+                    dry_run=dry_run,
+                    activate=target,
+                    on_result=lambda _: bar.advance(task),
+                )
+    synced = {r.version for r in results if r.ok}
+    return results, target if target in synced else None
 
 
 @cli.command()
@@ -276,24 +301,33 @@ async def _sync(
 )
 @click.option("--all", "all_", is_flag=True, help="Every published version.")
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
+@click.option(
+    "--activate/--no-activate",
+    default=True,
+    show_default=True,
+    help="Make the highest version synced the one storybench's reader finds (is_active).",
+)
 @click.pass_obj
-def sync(state: _State, versions: tuple[int, ...], all_: bool, dry_run: bool) -> None:
+def sync(
+    state: _State, versions: tuple[int, ...], all_: bool, dry_run: bool, activate: bool
+) -> None:
     """Copy published versions from Directus into the mirror (default: the latest)."""
     if versions and all_:
         raise click.UsageError("--version and --all exclude each other")
     progress = all_ and err.is_terminal and not state.quiet
-    results = _run(
+    results, activated = _run(
         state,
         "sync",
         lambda: _sync(
             state,
             list(versions) if versions else None,
-            not versions and not all_,
-            dry_run,
-            progress,
+            latest_only=not versions and not all_,
+            dry_run=dry_run,
+            progress=progress,
+            activate=activate,
         ),
     )
-    sys.exit(_report_sync(state, results, dry_run))
+    sys.exit(_report_sync(state, results, dry_run, activated))
 
 
 @cli.command()
@@ -303,7 +337,7 @@ def sync(state: _State, versions: tuple[int, ...], all_: bool, dry_run: bool) ->
 @click.pass_obj
 def warm(state: _State, versions: tuple[int, ...]) -> None:
     """Make sure the mirror holds every published version (or those given)."""
-    results = _run(state, "warm", lambda: _sync(state, list(versions) or None, False, False, False))
+    results, _ = _run(state, "warm", lambda: _sync(state, list(versions) or None))
     added = [r for r in results if r.outcome in ("new", "updated")]
     if not state.quiet:
         for r in added:
@@ -494,12 +528,14 @@ def sync_prompts(
         for info in _run(state, "listing versions", listing):
             out.print(f"v{info.version}: {info.version_name or ''}", markup=False)
         return
-    results = _run(
+    results, activated = _run(
         state,
         "sync",
-        lambda: _sync(state, [version] if version else None, version is None, False, False),
+        lambda: _sync(
+            state, [version] if version else None, latest_only=version is None, activate=True
+        ),
     )
-    sys.exit(_report_sync(state, results, False))
+    sys.exit(_report_sync(state, results, False, activated))
 
 
 def main(argv: list[str] | None = None) -> None:

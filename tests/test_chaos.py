@@ -21,7 +21,7 @@ from storybench_prompts import (
 pytestmark = [pytest.mark.anyio, pytest.mark.directus, pytest.mark.mongodb]
 
 
-async def assert_consistent(db: Any, server) -> None:
+async def assert_consistent(db: Any, server, expected_active: int | None = None) -> None:
     docs = [d async for d in db["prompts"].find({})]
     versions = sorted(d["version"] for d in docs)
     async with DirectusSource(server.url, server.readonly_token) as source:
@@ -29,7 +29,9 @@ async def assert_consistent(db: Any, server) -> None:
         expected = {v: (await source.get(v)).config_hash for v in published}
     assert versions == published  # every version present, once
     active = [d["version"] for d in docs if d["is_active"]]
-    assert active == [max(published)]  # exactly one active: the highest
+    assert len(active) == 1  # exactly one active
+    if expected_active is not None:
+        assert active == [expected_active]
     assert {d["version"]: d["config_hash"] for d in docs} == expected
 
 
@@ -102,7 +104,8 @@ def test_two_sync_processes_at_once(directus, nx_server, unique_db_name):
 
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(nx_server.uri)
         try:
-            await assert_consistent(client[unique_db_name], directus)
+            # Both syncs activate the latest published version.
+            await assert_consistent(client[unique_db_name], directus, expected_active=3)
         finally:
             await client.drop_database(unique_db_name)
             await client.close()

@@ -28,6 +28,14 @@ def run(args, env, timeout=120):
     )
 
 
+def storybench_active(uri: str, db_name: str) -> list[int]:
+    """What storybench's own reader would find: versions with is_active true."""
+    from pymongo import MongoClient
+
+    with MongoClient(uri) as client:
+        return sorted(d["version"] for d in client[db_name]["prompts"].find({"is_active": True}))
+
+
 @pytest.fixture
 def file_env(directus, tmp_path):
     return {
@@ -151,8 +159,14 @@ def test_mongodb_mirror_and_storybench_spelling(directus, nx_server, unique_db_n
     synced = run(["sync-prompts", "-v", "2"], env)
     assert synced.returncode == EXIT_OK, synced.stderr
     assert "v2: new" in synced.stdout
+    assert "active: v2" in synced.stdout
+    assert storybench_active(nx_server.uri, unique_db_name) == [2]
     latest = run(["sync-prompts"], env)
     assert "v3: new" in latest.stdout
+    assert storybench_active(nx_server.uri, unique_db_name) == [3]
+    pinned = run(["sync", "--version", "1", "--no-activate"], env)
+    assert pinned.returncode == EXIT_OK
+    assert storybench_active(nx_server.uri, unique_db_name) == [3]
     from_mirror = json.loads(run(["get", "2", "--json", "--source", "mirror"], env).stdout)
     assert from_mirror["provenance"]["source"] == "mirror"
     # A MongoDB that is not there: the password never shows.

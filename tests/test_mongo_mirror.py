@@ -29,19 +29,28 @@ async def active_versions(db: Any) -> list[int]:
     return sorted([d["version"] async for d in db["prompts"].find({"is_active": True})])
 
 
-async def test_storybench_reader_sees_the_highest_synced_set(mongo_database):
+async def test_storybench_reader_sees_the_last_activated_set(mongo_database):
     mirror = MongoMirror(database=mongo_database)
     await mirror.save(flat_set(1))
+    assert await active_versions(mongo_database) == [1]  # the first set saved: something to read
     await mirror.save(flat_set(3))
     await mirror.save(flat_set(2))
+    assert await active_versions(mongo_database) == [1]  # saving alone changes nothing
+    await mirror.activate(3)  # what `sync` (latest) does
     doc = await storybench_reader(mongo_database)
     assert doc["version"] == 3
     assert doc["config_hash"] == flat_set(3).config_hash
     assert doc["sequences"] == flat_set(3).sequences_as_dicts()
-    assert await active_versions(mongo_database) == [3]
     for field in ("_id", "config_hash", "version", "sequences", "created_at", "is_active"):
         assert field in doc
-    assert (await mirror.active()).version == 3
+    await mirror.activate(2)  # storybench's `sync-prompts --version 2` pins version 2
+    assert await active_versions(mongo_database) == [2]
+    assert (await mirror.active()).version == 2
+    assert (await mirror.latest()).version == 3  # ours: the highest version, whatever is active
+    await mirror.save(flat_set(2, text_suffix=" edited"))  # a re-sync keeps it active
+    assert await active_versions(mongo_database) == [2]
+    with pytest.raises(PromptSetNotFoundError):
+        await mirror.activate(99)
 
 
 async def test_indexes_are_idempotent_and_version_is_unique(mongo_database):
@@ -79,6 +88,7 @@ async def test_readers_never_see_zero_active_while_syncs_race(mongo_database, nx
     async def sync(mirror: MongoMirror, versions: list[int], suffix: str) -> None:
         for v in versions:
             await mirror.save(flat_set(v, text_suffix=suffix))
+            await mirror.activate(v)
 
     try:
         async with anyio.create_task_group() as readers:
@@ -93,7 +103,10 @@ async def test_readers_never_see_zero_active_while_syncs_race(mongo_database, nx
             await c.close()
     assert reads > 20
     assert zero_seen == 0
-    assert await active_versions(mongo_database) == [9]
+    active = await active_versions(mongo_database)
+    assert len(active) == 1
+    newest = await mongo_database["prompts"].find_one({}, sort=[("activation_seq", -1)])
+    assert active == [newest["version"]]  # the most recent activation won
     versions = [d["version"] async for d in mongo_database["prompts"].find({})]
     assert sorted(versions) == [1, 2, 3, 4, 5, 6, 7, 8, 9]
 
@@ -101,24 +114,26 @@ async def test_readers_never_see_zero_active_while_syncs_race(mongo_database, nx
 async def test_sync_killed_between_writes_keeps_a_set_active(mongo_database, monkeypatch):
     mirror = MongoMirror(database=mongo_database)
     await mirror.save(flat_set(1))
+    await mirror.save(flat_set(2))
 
     async def crash(*args: Any, **kwargs: Any) -> None:
-        raise KeyboardInterrupt("killed between the insert and the activation")
+        raise KeyboardInterrupt("killed between stamping the activation and applying it")
 
     monkeypatch.setattr(mirror, "reconcile", crash)
     with pytest.raises(KeyboardInterrupt):
-        await mirror.save(flat_set(2))
-    # The new document is stored but not active; the previous set still is.
+        await mirror.activate(2)
+    # The activation is recorded but not applied; the previous set is still the active one.
     assert (await storybench_reader(mongo_database))["version"] == 1
     assert (await mirror.latest()).version == 2  # our reader does not depend on is_active
     monkeypatch.undo()
-    await mirror.save(flat_set(2))  # the next sync writes nothing new and repairs activation
-    assert await active_versions(mongo_database) == [2]
+    assert await mirror.save(flat_set(2)) == "unchanged"  # the next sync writes no content...
+    assert await active_versions(mongo_database) == [2]  # ...and finishes the activation
 
 
 async def test_crash_between_activation_and_deactivation(mongo_database, monkeypatch):
     mirror = MongoMirror(database=mongo_database)
     await mirror.save(flat_set(1))
+    await mirror.save(flat_set(2))
     collection = mirror._collection
     original = collection.update_many
 
@@ -127,7 +142,7 @@ async def test_crash_between_activation_and_deactivation(mongo_database, monkeyp
 
     monkeypatch.setattr(collection, "update_many", die)
     with pytest.raises(KeyboardInterrupt):
-        await mirror.save(flat_set(2))
+        await mirror.activate(2)
     assert await active_versions(mongo_database) == [1, 2]  # two, never zero
     monkeypatch.setattr(collection, "update_many", original)
     assert await mirror.reconcile() == 2

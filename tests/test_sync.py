@@ -32,13 +32,16 @@ async def test_refused_and_failed_versions_keep_their_mirror_copy():
         3: DirectusConnectionError("reset"),
     })
     mirror = InMemoryMirror([flat_set(v) for v in (1, 2, 3)])
-    results = await sync_versions(origin, mirror)
+    results = await sync_versions(origin, mirror, activate=2)
+    assert mirror.active_version is None  # version 2 was refused: nothing activated
     assert [(r.version, r.outcome) for r in results] == [
         (1, "updated"), (2, "refused"), (3, "failed"), (4, "new")]
     assert "text: empty" in str(results[1].error)
     assert await mirror.stored_hash(2) == flat_set(2).config_hash
     assert await mirror.stored_hash(3) == flat_set(3).config_hash
     assert await mirror.stored_hash(1) == flat_set(1, text_suffix=" new").config_hash
+    await sync_versions(origin, mirror, [4], activate=4)
+    assert mirror.active_version == 4
 
 
 async def test_dry_run_writes_nothing():
