@@ -27,15 +27,23 @@ class PickyOrigin(ScriptedOrigin):
 
 
 async def test_refused_and_failed_versions_keep_their_mirror_copy():
-    origin = PickyOrigin({
-        2: InvalidPromptSetError([Problem("sequences_in_set[0].prompts_in_sequence[0].text", "empty")]),
-        3: DirectusConnectionError("reset"),
-    })
+    origin = PickyOrigin(
+        {
+            2: InvalidPromptSetError(
+                [Problem("sequences_in_set[0].prompts_in_sequence[0].text", "empty")]
+            ),
+            3: DirectusConnectionError("reset"),
+        }
+    )
     mirror = InMemoryMirror([flat_set(v) for v in (1, 2, 3)])
     results = await sync_versions(origin, mirror, activate=2)
     assert mirror.active_version is None  # version 2 was refused: nothing activated
     assert [(r.version, r.outcome) for r in results] == [
-        (1, "updated"), (2, "refused"), (3, "failed"), (4, "new")]
+        (1, "updated"),
+        (2, "refused"),
+        (3, "failed"),
+        (4, "new"),
+    ]
     assert "text: empty" in str(results[1].error)
     assert await mirror.stored_hash(2) == flat_set(2).config_hash
     assert await mirror.stored_hash(3) == flat_set(3).config_hash
