@@ -42,6 +42,7 @@ from ._exceptions import (
     StorybenchPromptsError,
 )
 from ._health import OriginHealth, OriginStatus, Stats
+from ._memory import InMemoryMirror
 from ._models import PromptSet, Provenance, VersionInfo
 from ._repository import PromptMirror, PromptRepository
 from ._singleflight import Flight, SingleFlight
@@ -402,7 +403,8 @@ class CachingRepository:
     async def warm(self, versions: Iterable[int] | None = None) -> list[SyncResult]:
         """Load versions (default: every published one) into the cache and the mirror.
 
-        Runs ``policy.warm_concurrency`` fetches at a time; returns what happened per version.
+        Runs ``policy.warm_concurrency`` fetches at a time; returns what happened per version
+        (without a mirror, the outcomes describe the cache: ``new`` means loaded).
         """
         now = self._clock()
 
@@ -414,11 +416,9 @@ class CachingRepository:
                 if result.config_hash:
                     self._mirror_hashes[result.version] = result.config_hash
 
-        if self.mirror is None:
-            raise RuntimeError("warm() needs a mirror to fill")
         return await sync_versions(
             self.origin,
-            self.mirror,
+            self.mirror if self.mirror is not None else InMemoryMirror(),
             versions,
             concurrency=self.policy.warm_concurrency,
             on_result=remember,

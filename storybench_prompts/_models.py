@@ -9,7 +9,7 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
 from typing import Any, Literal
@@ -145,8 +145,6 @@ class Provenance(BaseModel):
 
     @property
     def fetched_at(self) -> datetime:
-        from datetime import UTC
-
         return datetime.fromtimestamp(self.fetched_at_epoch, tz=UTC)
 
     @property

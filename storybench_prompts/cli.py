@@ -178,6 +178,8 @@ def cli(
     STORYBENCH_PROMPTS_*) and a .env file. Exit codes: 0 ok, 1 failure, 2 usage error,
     3 partial sync.
     """
+    if env_file is not None and not env_file.is_file():
+        raise click.BadParameter(f"{env_file} does not exist", param_hint="--env-file")
     overrides: dict[str, Any] = {}
     if directus_url is not None:
         overrides["directus_url"] = directus_url

@@ -358,3 +358,12 @@ async def test_use_without_async_with_is_a_clear_error():
     with pytest.raises(RuntimeError, match="async with"):
         await r.get(1)
     await r.aclose()
+
+
+async def test_warm_without_a_mirror_fills_the_cache():
+    origin = ScriptedOrigin()
+    async with repo(origin) as r:
+        results = await r.warm([1, 2])
+        assert [x.outcome for x in results] == ["new", "new"]
+        assert (await r.get(2)).provenance.source == "cache"
+        assert origin.calls == [1, 2]
