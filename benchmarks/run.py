@@ -292,7 +292,8 @@ async def bench_sync(server: DirectusServer, mongo: MongoServer) -> dict[str, An
         mirror = MongoMirror(database=db)
         counter.written = 0
         started = time.perf_counter()
-        results = await sync_versions(source, mirror, None, concurrency=4)
+        # As `sync --all` does: every published version, then activate the latest.
+        results = await sync_versions(source, mirror, None, concurrency=4, activate=VERSIONS)
         elapsed = time.perf_counter() - started
         await source.aclose()
         outcomes = {r.outcome for r in results}

@@ -338,6 +338,16 @@ class MongoMirror:
     async def activate(self, version: int) -> None:
         """Make this version the one storybench's reader finds (``is_active: true``)."""
         with self._errors(f"activating version {version}"):
+            top = await self._collection.find_one(
+                {},
+                {"_id": 0, "version": 1, "is_active": 1},
+                sort=[("activation_seq", pymongo.DESCENDING), ("version", pymongo.DESCENDING)],
+            )
+        if top is not None and top.get("version") == int(version) and top.get("is_active"):
+            # Already the active set: re-syncing writes nothing.
+            await self.reconcile()
+            return
+        with self._errors(f"activating version {version}"):
             counter = await self._db[META_COLLECTION].find_one_and_update(
                 {"_id": f"activation:{self._collection.name}"},
                 {"$inc": {"seq": 1}},

@@ -231,3 +231,15 @@ async def test_save_repairs_a_hand_edited_document(mongo_database):
     )
     assert await mirror.save(flat_set(1)) == "updated"
     assert (await mirror.get(1)).config_hash == flat_set(1).config_hash
+
+
+async def test_resyncing_the_active_version_writes_nothing(mongo_database):
+    mirror = MongoMirror(database=mongo_database)
+    await mirror.save(flat_set(1))
+    await mirror.save(flat_set(2))
+    await mirror.activate(2)
+    before = await mongo_database["storybench_prompts_meta"].find_one({})
+    assert await mirror.save(flat_set(2)) == "unchanged"
+    await mirror.activate(2)
+    assert await mongo_database["storybench_prompts_meta"].find_one({}) == before
+    assert await active_versions(mongo_database) == [2]
