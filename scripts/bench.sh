@@ -3,7 +3,6 @@
 #   bash scripts/bench.sh [hit] [cold] [stampede] [sync] [fire]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-python3}"
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+source scripts/venv.sh
+install_into_venv '.[dev]'
 exec .venv/bin/python -m benchmarks.run "$@"

@@ -4,11 +4,6 @@
 # the mirror. Cleans up the server it started; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-    echo "==> creating .venv"
-    "$PYTHON" -m venv .venv
-fi
-echo "==> installing storybench-prompts into .venv"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e .
+source scripts/venv.sh
+install_into_venv .
 exec .venv/bin/python -m devserver.demo

@@ -7,14 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON="${PYTHON:-python3}"
-if [ ! -x .venv/bin/python ]; then
-    echo "== creating .venv"
-    "$PYTHON" -m venv .venv
-fi
-echo "== installing the package and its dev dependencies"
-.venv/bin/python -m pip install -q --disable-pip-version-check -U pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+source scripts/venv.sh
+install_into_venv '.[dev]'
 
 echo "== installing Node 22 and Directus (cached after the first run)"
 .venv/bin/python -m devserver.directus template >/dev/null

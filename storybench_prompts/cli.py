@@ -266,7 +266,16 @@ async def _sync(
         if versions is None:
             versions = [info.version for info in await source.versions()]
         target = max(versions) if activate and versions and not dry_run else None
-        if not progress:
+        # A progress bar on a terminal (--all); nothing extra in a pipe. `disable` keeps one call.
+        with Progress(
+            TextColumn("syncing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err,
+            transient=True,
+            disable=not progress,
+        ) as bar:
+            task = bar.add_task("sync", total=len(versions))
             results = await sync_versions(
                 source,
                 mirror,
@@ -274,25 +283,8 @@ async def _sync(
                 concurrency=state.settings.concurrency,
                 dry_run=dry_run,
                 activate=target,
+                on_result=lambda _: bar.advance(task),
             )
-        else:
-            with Progress(
-                TextColumn("syncing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                console=err,
-                transient=True,
-            ) as bar:
-                task = bar.add_task("sync", total=len(versions))
-                results = await sync_versions(
-                    source,
-                    mirror,
-                    versions,
-                    concurrency=state.settings.concurrency,
-                    dry_run=dry_run,
-                    activate=target,
-                    on_result=lambda _: bar.advance(task),
-                )
     synced = {r.version for r in results if r.ok}
     return results, target if target in synced else None
 
