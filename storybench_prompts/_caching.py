@@ -259,7 +259,8 @@ class CachingRepository:
             self._stats.stale_serves += 1
             self._refresh_in_background(key)
             return entry.stale_copy()
-        negative = self._not_found.get(key)
+        # Checking emptiness first keeps the common miss cheap (cachetools .get() is not).
+        negative = self._not_found.get(key) if self._not_found else None
         if negative is not None:
             self._stats.not_found_hits += 1
             raise negative
