@@ -59,7 +59,7 @@ async def test_stalled_directus_is_hedged_with_the_mirror_then_refreshed(
         assert served.provenance.source == "mirror"
         assert served.provenance.hedged is True
         assert served.config_hash == old_hash
-        assert elapsed < policy.fallback_after + 0.3
+        assert elapsed < policy.fallback_after + 0.5  # the mirror read, on a loaded CI machine
 
         async def refreshed() -> bool:
             return await mirror.stored_hash(1) not in (None, old_hash)
