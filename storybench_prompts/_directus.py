@@ -426,5 +426,22 @@ class DirectusSource:
         return convert_version(parse_version(version))
 
 
-DirectusClient = DirectusSource
-"""storybench's name for the Directus client: ``from storybench_prompts import DirectusClient``."""
+class DirectusClient(DirectusSource):
+    """storybench's client, by its name and constructor: ``DirectusClient(base_url, token,
+    timeout=60)``, so ``from storybench_prompts import DirectusClient`` is the whole migration.
+
+    ``timeout`` is the read timeout in seconds (a cold serverless Directus can take that long).
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | SecretStr | None = None,
+        timeout: float = DEFAULT_READ_TIMEOUT,
+        **options: Any,
+    ) -> None:
+        options.setdefault("timeouts", DirectusTimeouts(read=float(timeout)))
+        super().__init__(base_url, token, **options)
+
+    def __repr__(self) -> str:
+        return f"DirectusClient(base_url={self.url!r}, token=***)"

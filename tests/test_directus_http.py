@@ -344,3 +344,18 @@ async def test_storybench_names_work():
     flat = DirectusSource.convert_to_storybench_format(raw_version(3)).to_storybench()
     assert flat["version"] == 3
     assert len(flat["sequences"]) == 5
+
+
+async def test_storybench_constructor_is_accepted():
+    from storybench_prompts import DirectusClient
+
+    client = DirectusClient(base_url=URL, token=TOKEN, timeout=90)
+    assert client.timeouts.read == 90
+    assert client.url == URL
+    assert TOKEN not in repr(client)
+    async with DirectusClient(URL, TOKEN) as positional:
+        assert positional.timeouts.read == 60
+        with respx.mock:
+            respx.get(ITEMS).mock(return_value=httpx.Response(200, json={"data": [raw_version(2)]}))
+            assert (await positional.fetch_prompts(version_number=2)).version == 2
+    await client.aclose()
