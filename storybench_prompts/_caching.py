@@ -45,7 +45,7 @@ from ._health import OriginHealth, OriginStatus, Stats
 from ._memory import InMemoryMirror
 from ._models import PromptSet, Provenance, VersionInfo
 from ._repository import PromptMirror, PromptRepository
-from ._singleflight import Flight, SingleFlight
+from ._singleflight import SingleFlight
 from ._sync import DEFAULT_SYNC_CONCURRENCY, SyncResult, sync_versions
 
 __all__ = [
@@ -162,6 +162,7 @@ class CachingRepository:
         )
         self._mirror_hashes: dict[int, str] = {}
         self._flights: SingleFlight[Key, PromptSet] = SingleFlight()
+        self._mirror_reads: SingleFlight[Key, PromptSet] = SingleFlight()
         self._stats = Stats()
         self._health = OriginHealth(getattr(origin, "name", type(origin).__name__))
         self._task_group: TaskGroup | None = None
@@ -270,7 +271,7 @@ class CachingRepository:
             with anyio.move_on_after(self.policy.fallback_after):
                 await flight.done.wait()
             if not flight.done.is_set():
-                hedged = await self._hedge(key, flight)
+                hedged = await self._hedge(key)
                 if hedged is not None:
                     return hedged
         await flight.done.wait()
@@ -278,7 +279,7 @@ class CachingRepository:
             return flight.result()
         return await self._serve_after_error(key, flight.error)
 
-    async def _hedge(self, key: Key, flight: Flight[PromptSet]) -> PromptSet | None:
+    async def _hedge(self, key: Key) -> PromptSet | None:
         """The origin is slow: the mirror copy if it has one (the fetch goes on regardless)."""
         copy = await self._read_mirror(key)
         if isinstance(copy, PromptSet):
@@ -288,9 +289,23 @@ class CachingRepository:
         return None
 
     async def _read_mirror(self, key: Key) -> PromptSet | StorybenchPromptsError:
-        """The mirror's copy, or the error that stopped it (bounded by ``mirror_timeout``)."""
+        """The mirror's copy, or the error that stopped it (bounded by ``mirror_timeout``).
+
+        Shared like origin fetches: a thousand callers hedging or falling back at once make
+        one mirror read, not a thousand.
+        """
         if self.mirror is None:
             return SourceUnavailableError("no mirror configured")
+        flight = self._mirror_reads.join(key, lambda: self._read_mirror_once(key), self._tg())
+        await flight.done.wait()
+        if flight.error is None:
+            return flight.result()
+        if isinstance(flight.error, StorybenchPromptsError):
+            return flight.error
+        return SourceUnavailableError(f"the mirror read failed: {flight.error!r}")
+
+    async def _read_mirror_once(self, key: Key) -> PromptSet:
+        assert self.mirror is not None
         try:
             with anyio.fail_after(self.policy.mirror_timeout):
                 if key == LATEST:
@@ -298,11 +313,9 @@ class CachingRepository:
                 else:
                     copy = await self.mirror.get(int(key))
         except TimeoutError:
-            return SourceUnavailableError(
+            raise SourceUnavailableError(
                 f"the {self.mirror.name} mirror did not answer within {self.policy.mirror_timeout:g} s"
-            )
-        except StorybenchPromptsError as exc:
-            return exc
+            ) from None
         self._mirror_hashes[copy.version] = copy.config_hash
         return copy
 

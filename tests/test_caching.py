@@ -367,3 +367,32 @@ async def test_warm_without_a_mirror_fills_the_cache():
         assert [x.outcome for x in results] == ["new", "new"]
         assert (await r.get(2)).provenance.source == "cache"
         assert origin.calls == [1, 2]
+
+
+class CountingMirror(InMemoryMirror):
+    def __init__(self, sets) -> None:
+        super().__init__(sets)
+        self.reads = 0
+
+    async def get(self, version):
+        self.reads += 1
+        await anyio.sleep(0.01)
+        return await super().get(version)
+
+
+async def test_an_outage_stampede_makes_one_mirror_read():
+    origin = ScriptedOrigin()
+    origin.error = DirectusConnectionError("refused")
+    mirror = CountingMirror([flat_set(1)])
+    served = []
+    async with repo(origin, mirror) as r, anyio.create_task_group() as tg:
+
+        async def call():
+            served.append(await r.get(1))
+
+        for _ in range(300):
+            tg.start_soon(call)
+    assert len(served) == 300
+    assert {p.provenance.source for p in served} == {"mirror"}
+    assert len(origin.calls) == 1
+    assert mirror.reads == 1
