@@ -34,7 +34,7 @@ from ._exceptions import (
     StorybenchPromptsError,
 )
 from ._models import PromptSet
-from ._mongo_mirror import redact_uri
+from ._mongo_mirror import MongoMirror, redact_uri
 from ._operations import compare_versions, run_checks
 from ._repository import PromptMirror
 from ._settings import Settings, build_mirror, build_source
@@ -286,7 +286,9 @@ async def _sync(
                 on_result=lambda _: bar.advance(task),
             )
     synced = {r.version for r in results if r.ok}
-    return results, target if target in synced else None
+    # Only MongoDB has an active set for storybench's reader; say so only where it exists.
+    tracks_active = isinstance(mirror, MongoMirror)
+    return results, target if tracks_active and target in synced else None
 
 
 @cli.command()
