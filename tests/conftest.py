@@ -120,15 +120,22 @@ def unique_db_name() -> str:
     return f"sbp_test_{uuid.uuid4().hex[:10]}"
 
 
+@pytest.fixture(params=mongo_targets())
+def mongo_uri(request: pytest.FixtureRequest) -> str:
+    """nx-27017 always; a real MongoDB too when MONGODB_URI is set."""
+    if request.param == "real":
+        assert REAL_MONGODB_URI is not None
+        return REAL_MONGODB_URI
+    return str(request.getfixturevalue("nx_server").uri)
+
+
 @pytest.fixture
-async def mongo_database(request: pytest.FixtureRequest, unique_db_name: str) -> AsyncIterator[Any]:
+async def mongo_database(mongo_uri: str, unique_db_name: str) -> AsyncIterator[Any]:
     """A PyMongo async database on the target server, dropped afterwards."""
     from pymongo import AsyncMongoClient
 
-    target = getattr(request, "param", "nx")
-    uri = REAL_MONGODB_URI if target == "real" else request.getfixturevalue("nx_server").uri
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        uri, serverSelectionTimeoutMS=5000, tz_aware=True
+        mongo_uri, serverSelectionTimeoutMS=5000, tz_aware=True
     )
     db = client[unique_db_name]
     try:

@@ -67,11 +67,11 @@ async def test_indexes_are_idempotent_and_version_is_unique(mongo_database):
         await mongo_database["prompts"].insert_one({"version": 1})
 
 
-async def test_readers_never_see_zero_active_while_syncs_race(mongo_database, nx_server):
+async def test_readers_never_see_zero_active_while_syncs_race(mongo_database, mongo_uri):
     first = MongoMirror(database=mongo_database)
     await first.save(flat_set(1))
     # Two syncs with their own connections, as two processes would have.
-    clients = [AsyncMongoClient(nx_server.uri) for _ in range(2)]
+    clients = [AsyncMongoClient(mongo_uri) for _ in range(2)]
     mirrors = [MongoMirror(database=c[mongo_database.name]) for c in clients]
     zero_seen = 0
     reads = 0
