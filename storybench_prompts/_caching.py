@@ -102,12 +102,11 @@ class CachePolicy:
 class _Entry:
     """A cached set: the object handed out on fresh hits, and its deadlines (clock seconds)."""
 
-    __slots__ = ("fresh_until", "keep_until", "prompt_set", "served", "stale_until")
+    __slots__ = ("fresh_until", "keep_until", "served", "stale_until")
 
     def __init__(
         self, prompt_set: PromptSet, fresh_until: float, stale_until: float, keep_until: float
     ) -> None:
-        self.prompt_set = prompt_set
         provenance = prompt_set.provenance
         # Built once at insertion so a fresh hit allocates nothing.
         self.served = prompt_set.with_provenance(

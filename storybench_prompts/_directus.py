@@ -310,7 +310,9 @@ class DirectusSource:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _get(self, path: str, params: Mapping[str, str], what: str) -> Any:
+    async def query(self, path: str, params: Mapping[str, str], what: str) -> Any:
+        """GET a Directus path with retries; the ``data`` member of the answer."""
+
         def log_retry(attempt: int, exc: BaseException, wait: float) -> None:
             logger.info("retrying %s in %.2f s after attempt %d: %s", what, wait, attempt, exc)
 
@@ -325,13 +327,13 @@ class DirectusSource:
 
         Raises the typed error (authentication, connection, ...) when it cannot.
         """
-        await self._get(
+        await self.query(
             f"/items/{COLLECTION}", {"limit": "1", "fields": "id"}, "the connection test"
         )
         return True
 
     async def list_versions(self) -> list[VersionInfo]:
-        data = await self._get(
+        data = await self.query(
             f"/items/{COLLECTION}",
             {
                 "filter[status][_eq]": "published",
@@ -366,7 +368,7 @@ class DirectusSource:
 
     async def _fetch_one(self, params: dict[str, str], what: str, version: int | None) -> PromptSet:
         params = {**params, "fields": NESTED_FIELDS, "deep": NESTED_DEEP, "limit": "1"}
-        data = await self._get(f"/items/{COLLECTION}", params, what)
+        data = await self.query(f"/items/{COLLECTION}", params, what)
         if not isinstance(data, list):
             raise DirectusInvalidResponseError(f"Directus answer to {what}: 'data' is not a list")
         if not data:

@@ -240,12 +240,8 @@ class PromptSet(BaseModel):
         return data
 
     def with_provenance(self, provenance: Provenance) -> PromptSet:
-        copy = self.model_copy(update={"provenance": provenance})
-        # The hashes depend on content only; carry them over instead of recomputing.
-        for name in ("config_hash", "content_hash"):
-            if name in self.__dict__:
-                copy.__dict__[name] = self.__dict__[name]
-        return copy
+        # model_copy keeps the cached hashes, which depend on content only.
+        return self.model_copy(update={"provenance": provenance})
 
     def prompt_count(self) -> int:
         return sum(len(p) for p in self.sequences.values())

@@ -128,7 +128,7 @@ async def run_checks(
         # Asking for every expected field through the data API needs only read permission:
         # a missing collection or field answers 403 FORBIDDEN, as a missing permission does.
         for collection, fields in EXPECTED_SCHEMA.items():
-            await source._get(
+            await source.query(
                 f"/items/{collection}",
                 {"limit": "1", "fields": ",".join(fields)},
                 f"the schema check of {collection}",

@@ -34,7 +34,7 @@ from ._exceptions import (
     StorybenchPromptsError,
 )
 from ._models import PromptSet
-from ._mongo_mirror import MongoMirror, redact_uri
+from ._mongo_mirror import MongoMirror
 from ._operations import compare_versions, run_checks
 from ._repository import PromptMirror
 from ._settings import Settings, build_mirror, build_source
@@ -486,9 +486,7 @@ def check(state: _State) -> None:
 @click.pass_obj
 def show_config(state: _State) -> None:
     """Print the effective settings (secrets masked)."""
-    data = state.settings.describe()
-    if data.get("mongodb_uri"):
-        data["mongodb_uri"] = redact_uri(str(data["mongodb_uri"]))
+    data = state.settings.describe()  # masks the token and the MongoDB password
     out.print_json(json.dumps(data, default=str))
 
 

@@ -100,19 +100,17 @@ def own_nx_server() -> Iterator[MongoServer]:
 REAL_MONGODB_URI = os.environ.get("MONGODB_URI")
 
 
+REAL_MONGODB_MARKS = [
+    pytest.mark.real_mongodb,
+    pytest.mark.skipif(not REAL_MONGODB_URI, reason="MONGODB_URI not set"),
+]
+
+
 def mongo_targets() -> list[Any]:
-    targets = [pytest.param("nx", id="nx-27017")]
-    targets.append(
-        pytest.param(
-            "real",
-            id="real-mongodb",
-            marks=[
-                pytest.mark.real_mongodb,
-                pytest.mark.skipif(not REAL_MONGODB_URI, reason="MONGODB_URI not set"),
-            ],
-        )
-    )
-    return targets
+    return [
+        pytest.param("nx", id="nx-27017"),
+        pytest.param("real", id="real-mongodb", marks=REAL_MONGODB_MARKS),
+    ]
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from storybench_prompts import (
     PromptSet,
     PromptSetNotFoundError,
 )
-from tests.conftest import REAL_MONGODB_URI
+from tests.conftest import REAL_MONGODB_MARKS, REAL_MONGODB_URI
 from tests.factories import flat_set
 
 pytestmark = pytest.mark.anyio
@@ -30,14 +30,7 @@ MIRRORS = [
     pytest.param("memory", id="memory"),
     pytest.param("nx-pymongo", id="nx-pymongo", marks=pytest.mark.mongodb),
     pytest.param("nx-motor", id="nx-motor", marks=pytest.mark.mongodb),
-    pytest.param(
-        "real-pymongo",
-        id="real-mongodb",
-        marks=[
-            pytest.mark.real_mongodb,
-            pytest.mark.skipif(not REAL_MONGODB_URI, reason="MONGODB_URI not set"),
-        ],
-    ),
+    pytest.param("real-pymongo", id="real-mongodb", marks=REAL_MONGODB_MARKS),
 ]
 
 
