@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,7 +128,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def server_env(workdir: Path, db_file: Path, port: int) -> dict[str, str]:
+def server_env(
+    workdir: Path, db_file: Path, port: int, overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
     uploads = workdir / "uploads"
     extensions = workdir / "extensions"
     uploads.mkdir(parents=True, exist_ok=True)
@@ -155,11 +157,17 @@ def server_env(workdir: Path, db_file: Path, port: int) -> dict[str, str]:
             "COMPLIANCE_URL": dead,
             "CACHE_ENABLED": "false",
             "RATE_LIMITER_ENABLED": "false",
+            # After its event loop stalls for more than 500 ms (a SIGSTOP, a loaded machine)
+            # Directus answers 503 "Under pressure" until its next 250 ms sample. Tests that
+            # pause Directus would then pass or fail with the length of the pause; the one
+            # test of that 503 turns the limiter back on (see `env_overrides`).
+            "PRESSURE_LIMITER_ENABLED": "false",
             "WEBSOCKETS_ENABLED": "false",
             "LOG_LEVEL": "warn",
             "LOG_STYLE": "raw",
         }
     )
+    env.update(overrides or {})
     return env
 
 
@@ -211,6 +219,9 @@ class DirectusServer:
     db_file: Path
     log_file: Path
     owns_workdir: bool = True
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    # A server configured to refuse every request is up once it answers with its refusal.
+    ready_statuses: frozenset[int] = frozenset({200})
     _paused: bool = field(default=False, repr=False)
 
     @property
@@ -232,6 +243,8 @@ class DirectusServer:
         copy: bool = True,
         port: int | None = None,
         ready_timeout: float = 90.0,
+        env_overrides: Mapping[str, str] | None = None,
+        ready_statuses: frozenset[int] = frozenset({200}),
     ) -> DirectusServer:
         workdir = Path(tempfile.mkdtemp(prefix="directus-run-"))
         if copy:
@@ -239,14 +252,18 @@ class DirectusServer:
             shutil.copy2(db_template, db)
         else:
             db = db_template
-        server = cls._spawn(workdir, db, port or free_port())
+        overrides = dict(env_overrides or {})
+        server = cls._spawn(workdir, db, port or free_port(), overrides)
+        server.ready_statuses = ready_statuses
         server.wait_ready(ready_timeout)
         return server
 
     @classmethod
-    def _spawn(cls, workdir: Path, db: Path, port: int) -> DirectusServer:
+    def _spawn(
+        cls, workdir: Path, db: Path, port: int, env_overrides: dict[str, str]
+    ) -> DirectusServer:
         log_file = workdir / "directus.log"
-        env = server_env(workdir, db, port)
+        env = server_env(workdir, db, port, env_overrides)
         with log_file.open("ab") as log:
             process = subprocess.Popen(
                 ["node", str(cli_script()), "start"],
@@ -256,7 +273,14 @@ class DirectusServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        return cls(process=process, port=port, workdir=workdir, db_file=db, log_file=log_file)
+        return cls(
+            process=process,
+            port=port,
+            workdir=workdir,
+            db_file=db,
+            log_file=log_file,
+            env_overrides=env_overrides,
+        )
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
@@ -267,7 +291,7 @@ class DirectusServer:
                 )
             try:
                 r = httpx.get(f"{self.url}/server/ping", timeout=2.0)
-                if r.status_code == 200:
+                if r.status_code in self.ready_statuses:
                     return
             except httpx.HTTPError:
                 pass
@@ -303,7 +327,7 @@ class DirectusServer:
     def restart(self, ready_timeout: float = 90.0) -> None:
         """Start again on the same port with the same database."""
         self.kill()
-        fresh = self._spawn(self.workdir, self.db_file, self.port)
+        fresh = self._spawn(self.workdir, self.db_file, self.port, self.env_overrides)
         self.process = fresh.process
         self.wait_ready(ready_timeout)
 

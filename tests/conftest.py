@@ -7,10 +7,12 @@ with ``CI=true`` the same failure is an error, so CI never passes on skipped int
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import settings as hypothesis_settings
 
@@ -70,6 +72,36 @@ def directus(directus_template: Any) -> Iterator[DirectusServer]:
 def own_directus(directus_template: Any) -> Iterator[DirectusServer]:
     """A seeded Directus of the test's own, which it may stop, stall or change."""
     yield from _seeded_directus(directus_template)
+
+
+# Directus's own overload guard, tripped on purpose: any resident memory counts as overload,
+# so after its first 250 ms sample every request is refused with 503 "Under pressure".
+UNDER_PRESSURE = {
+    "PRESSURE_LIMITER_ENABLED": "true",
+    "PRESSURE_LIMITER_MAX_MEMORY_RSS": "1",
+    "PRESSURE_LIMITER_RETRY_AFTER": "7",
+}
+
+
+@pytest.fixture
+def directus_under_pressure(directus_template: Any) -> Iterator[DirectusServer]:
+    """A Directus that answers every request with 503 "Under pressure" and Retry-After: 7."""
+    try:
+        server = DirectusServer.start_from(
+            directus_template,
+            env_overrides=UNDER_PRESSURE,
+            ready_statuses=frozenset({200, 503}),  # 200 only before the first sample
+        )
+    except Exception as exc:
+        _unavailable("local Directus (start under pressure)", exc)
+    try:
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{server.url}/server/ping").status_code != 503:
+            assert time.monotonic() < deadline, "the pressure limiter never tripped"
+            time.sleep(0.05)
+        yield server
+    finally:
+        server.stop()
 
 
 # -- MongoDB --------------------------------------------------------------------------------

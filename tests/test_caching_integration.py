@@ -10,13 +10,16 @@ from storybench_prompts import (
     CachePolicy,
     CachingRepository,
     DirectusConnectionError,
+    DirectusServerError,
     DirectusSource,
+    InMemoryMirror,
     MongoMirror,
     OriginState,
     PromptSetNotFoundError,
     PromptSetUnavailableError,
     RetryPolicy,
 )
+from tests.factories import flat_set
 
 pytestmark = [pytest.mark.anyio, pytest.mark.directus, pytest.mark.mongodb]
 
@@ -69,6 +72,33 @@ async def test_stalled_directus_is_hedged_with_the_mirror_then_refreshed(
         assert fresh.provenance.source == "cache"
         assert fresh.config_hash == await mirror.stored_hash(1)
         assert repo.stats().hedged_serves == 1
+
+
+async def test_directus_under_pressure_is_retried_then_the_mirror_serves(directus_under_pressure):
+    # What a Directus that has just woken up (or is overloaded) really sends: 503 with its
+    # own error body and a Retry-After header.
+    server = directus_under_pressure
+    transport = CountingTransport()
+    # Honour the server's 7 s only up to 10 ms, so the test does not wait it out.
+    retry = RetryPolicy(max_attempts=3, max_retry_after=0.01)
+    mirrored = flat_set(1)
+    source = DirectusSource(server.url, server.readonly_token, retry=retry, transport=transport)
+    async with CachingRepository(source, InMemoryMirror([mirrored])) as repo:
+        with pytest.raises(DirectusServerError) as info:
+            await source.get(1)
+        assert info.value.status == 503
+        assert info.value.retry_after == 7.0
+        assert "Under pressure" in str(info.value)
+        assert transport.requests == 3  # every attempt the policy allows, then give up
+
+        served = await repo.get(1)
+        assert served.provenance.source == "mirror"
+        assert served.config_hash == mirrored.config_hash
+        status = repo.status()
+        assert status.state is OriginState.INTERRUPTED
+        assert status.last_error is not None
+        assert "503" in status.last_error
+        assert repo.stats().mirror_fallbacks == 1
 
 
 async def test_killed_directus_keeps_serving_and_recovers(own_directus, mongo_database):
