@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import httpx
+
 from storybench_prompts import Prompt, PromptSet
 
 _ids = itertools.count(1000)
@@ -88,4 +90,15 @@ def flat_set(
             )
             for s in range(sequences)
         },
+    )
+
+
+def directus_error(
+    status: int, code: str, message: str = "boom", headers: dict[str, str] | None = None
+) -> httpx.Response:
+    """An error response in Directus's shape: ``{"errors": [{message, extensions.code}]}``."""
+    return httpx.Response(
+        status,
+        json={"errors": [{"message": message, "extensions": {"code": code}}]},
+        headers=headers,
     )

@@ -126,13 +126,45 @@ def test_check_reports_every_part(file_env):
         assert f"ok   {name}" in result.stdout
 
 
+def test_invalid_content_is_refused_with_its_reasons_and_the_mirror_keeps_its_copy(
+    own_directus, tmp_path
+):
+    env = {
+        "DIRECTUS_URL": own_directus.url,
+        "DIRECTUS_TOKEN": own_directus.readonly_token,
+        "STORYBENCH_PROMPTS_MIRROR_DIR": str(tmp_path / "mirror"),
+    }
+    assert run(["sync", "--all"], env).returncode == EXIT_OK
+    kept = json.loads(run(["get", "2", "--json", "--source", "mirror"], env).stdout)
+    with own_directus.admin() as admin:
+        prompt = admin.get(
+            "/items/prompts",
+            params={"filter[text][_contains]": "(v2)", "limit": "1", "fields": "id"},
+        ).json()["data"][0]
+    own_directus.update_item("prompts", prompt["id"], {"text": "   "})
+
+    result = run(["sync", "--all"], env)
+    assert result.returncode == EXIT_PARTIAL
+    output = result.stdout + result.stderr
+    assert "v2: refused" in output
+    assert ".text: empty" in output
+    assert "v1: unchanged" in output
+    mirror_copy = json.loads(run(["get", "2", "--json", "--source", "mirror"], env).stdout)
+    assert mirror_copy["config_hash"] == kept["config_hash"]
+    assert mirror_copy["sequences"] == kept["sequences"]
+
+
 def test_directus_down_get_served_from_mirror_and_sync_fails(own_directus, tmp_path):
     env = {
         "DIRECTUS_URL": own_directus.url,
         "DIRECTUS_TOKEN": own_directus.readonly_token,
         "STORYBENCH_PROMPTS_MIRROR_DIR": str(tmp_path / "mirror"),
     }
-    assert run(["warm"], env).returncode == EXIT_OK
+    warmed = run(["warm"], env)
+    assert warmed.returncode == EXIT_OK, warmed.stderr
+    added = [line.split(" (")[0] for line in warmed.stdout.splitlines() if line.startswith("added")]
+    assert added == ["added v1", "added v2", "added v3"]
+    assert "mirror holds 3 of 3 version(s); added 3" in warmed.stdout
     own_directus.kill()
     served = run(["get", "latest", "--json"], env)
     assert served.returncode == EXIT_OK, served.stderr

@@ -26,7 +26,7 @@ from storybench_prompts import (
     SourceUnavailableError,
 )
 from storybench_prompts._retry import call_with_retries
-from tests.factories import raw_prompt, raw_sequence, raw_version
+from tests.factories import directus_error, raw_prompt, raw_sequence, raw_version
 
 pytestmark = pytest.mark.anyio
 
@@ -34,14 +34,6 @@ URL = "https://directus.example.org"
 TOKEN = "s3cret-token-value"
 ITEMS = f"{URL}/items/prompt_set_versions"
 FAST = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.002, max_retry_after=0.01)
-
-
-def directus_error(status, code, message="boom", headers=None):
-    return httpx.Response(
-        status,
-        json={"errors": [{"message": message, "extensions": {"code": code}}]},
-        headers=headers,
-    )
 
 
 def source(**kw):

@@ -1,0 +1,99 @@
+"""The caching repository over the real HTTP layer, with respx playing Directus.
+
+Each failure Directus can hand us, as it reaches the wire, gets the treatment the decision table
+in docs/architecture.md gives it: served from the mirror, counted, visible in the status.
+"""
+
+import httpx
+import pytest
+import respx
+
+from storybench_prompts import (
+    CachePolicy,
+    CachingRepository,
+    DirectusAuthenticationError,
+    DirectusConnectionError,
+    DirectusForbiddenError,
+    DirectusInvalidResponseError,
+    DirectusNotFoundError,
+    DirectusRateLimitedError,
+    DirectusRequestError,
+    DirectusServerError,
+    DirectusSource,
+    DirectusTimeoutError,
+    InMemoryMirror,
+    InvalidPromptSetError,
+    OriginState,
+    RetryPolicy,
+)
+from tests.factories import directus_error, flat_set, raw_prompt, raw_sequence, raw_version
+
+pytestmark = pytest.mark.anyio
+
+URL = "https://directus.example.org"
+TOKEN = "s3cret-token-value"
+ITEMS = f"{URL}/items/prompt_set_versions"
+RETRY = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.002, max_retry_after=0.01)
+POLICY = CachePolicy(fallback_after=5.0, not_found_ttl=60)
+
+BLANK_TEXT = raw_version(2, [raw_sequence("S", [raw_prompt("p", "  ", order=1)])])
+
+FAILURES = [
+    # (what Directus does, the error it becomes, requests made with RETRY)
+    (directus_error(401, "INVALID_CREDENTIALS"), DirectusAuthenticationError, 1),
+    (directus_error(403, "FORBIDDEN"), DirectusForbiddenError, 1),
+    (directus_error(400, "INVALID_QUERY"), DirectusRequestError, 1),
+    (directus_error(429, "REQUESTS_EXCEEDED"), DirectusRateLimitedError, 3),
+    (directus_error(500, "INTERNAL_SERVER_ERROR"), DirectusServerError, 1),
+    (directus_error(503, "SERVICE_UNAVAILABLE"), DirectusServerError, 3),
+    (httpx.ReadTimeout("stalled"), DirectusTimeoutError, 1),
+    (httpx.ConnectError("refused"), DirectusConnectionError, 3),
+    (httpx.Response(200, content=b"<html>proxy error</html>"), DirectusInvalidResponseError, 1),
+    (httpx.Response(200, json={"data": [BLANK_TEXT]}), InvalidPromptSetError, 1),
+]
+IDS = ["401", "403", "400", "429", "500", "503", "timeout", "refused", "not-json", "invalid"]
+
+
+def answer(route: respx.Route, reply: httpx.Response | Exception) -> None:
+    if isinstance(reply, Exception):
+        route.mock(side_effect=reply)
+    else:
+        route.mock(return_value=reply)
+
+
+def source() -> DirectusSource:
+    return DirectusSource(URL, TOKEN, retry=RETRY)
+
+
+@pytest.mark.parametrize(("reply", "error", "requests"), FAILURES, ids=IDS)
+async def test_every_directus_failure_is_served_from_the_mirror(reply, error, requests):
+    mirrored = flat_set(2)
+    async with CachingRepository(source(), InMemoryMirror([mirrored]), policy=POLICY) as repo:
+        with respx.mock:
+            route = respx.get(ITEMS)
+            answer(route, reply)
+            served = await repo.get(2)
+        assert route.call_count == requests
+        assert served.provenance.source == "mirror"
+        assert served.config_hash == mirrored.config_hash
+        assert repo.stats().origin_errors == {error.__name__: 1}
+        assert repo.stats().mirror_fallbacks == 1
+        status = repo.status()
+        assert status.state is OriginState.INTERRUPTED
+        assert status.last_error_kind == error.__name__
+        assert status.auth_failed is (error is DirectusAuthenticationError)
+        assert TOKEN not in (status.last_error or "")
+
+
+async def test_a_version_directus_does_not_publish_is_not_served_from_the_mirror():
+    # The mirror may still hold a version Directus has since unpublished: Directus's answer wins,
+    # and is remembered for not_found_ttl so a typo in a config cannot hammer Directus.
+    async with CachingRepository(source(), InMemoryMirror([flat_set(2)]), policy=POLICY) as repo:
+        with respx.mock:
+            route = respx.get(ITEMS).mock(return_value=httpx.Response(200, json={"data": []}))
+            for _ in range(3):
+                with pytest.raises(DirectusNotFoundError):
+                    await repo.get(2)
+        assert route.call_count == 1
+        assert repo.stats().not_found_hits == 2
+        assert repo.status().state is OriginState.VALID
