@@ -147,8 +147,7 @@ async def bench_cold(server: DirectusServer, mongo: MongoServer) -> dict[str, An
     times: list[float] = []
     async with CachingRepository(source, mirror, policy=policy, close_mirror=False) as repo:
         await repo.warm(range(1, 11))
-        server.pause()
-        try:
+        with server.paused():
             for i in range(30):
                 repo.invalidate()
                 started = time.perf_counter()
@@ -172,8 +171,6 @@ async def bench_cold(server: DirectusServer, mongo: MongoServer) -> dict[str, An
                 waited = time.perf_counter() - started
                 kind = type(exc).__name__
             await direct.aclose()
-        finally:
-            server.resume()
     await client.drop_database(db.name)
     await client.close()
     p50, p99 = statistics.median(times), pct(times, 0.99)

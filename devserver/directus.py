@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from devserver._process import ServerProcess, free_port
 
 HERE = Path(__file__).resolve().parent
 NODE_PACKAGE_DIR = HERE / "node22"
@@ -122,12 +123,6 @@ def cli_script() -> Path:
     )
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def server_env(
     workdir: Path, db_file: Path, port: int, overrides: Mapping[str, str] | None = None
 ) -> dict[str, str]:
@@ -171,6 +166,21 @@ def server_env(
     return env
 
 
+def _start_directus(
+    workdir: Path, db: Path, port: int, env_overrides: Mapping[str, str]
+) -> subprocess.Popen[bytes]:
+    env = server_env(workdir, db, port, env_overrides)
+    with (workdir / "directus.log").open("ab") as log:
+        return subprocess.Popen(
+            ["node", str(cli_script()), "start"],
+            env=env,
+            cwd=cache_root() / "directus",
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def _dead_port() -> int:
     return 9  # discard: nothing listens on loopback
 
@@ -210,30 +220,24 @@ def template_db() -> Path:
 
 
 @dataclass
-class DirectusServer:
+class DirectusServer(ServerProcess):
     """A running Directus process on loopback."""
 
-    process: subprocess.Popen[bytes]
-    port: int
-    workdir: Path
     db_file: Path
-    log_file: Path
-    owns_workdir: bool = True
     env_overrides: dict[str, str] = field(default_factory=dict)
     # A server configured to refuse every request is up once it answers with its refusal.
     ready_statuses: frozenset[int] = frozenset({200})
-    _paused: bool = field(default=False, repr=False)
+
+    admin_token = ADMIN_TOKEN
+    readonly_token = READONLY_TOKEN
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    admin_token = ADMIN_TOKEN
-    readonly_token = READONLY_TOKEN
+    def log_file(self) -> Path:
+        return self.workdir / "directus.log"
 
     @classmethod
     def start_from(
@@ -253,34 +257,24 @@ class DirectusServer:
         else:
             db = db_template
         overrides = dict(env_overrides or {})
-        server = cls._spawn(workdir, db, port or free_port(), overrides)
-        server.ready_statuses = ready_statuses
-        server.wait_ready(ready_timeout)
-        return server
-
-    @classmethod
-    def _spawn(
-        cls, workdir: Path, db: Path, port: int, env_overrides: dict[str, str]
-    ) -> DirectusServer:
-        log_file = workdir / "directus.log"
-        env = server_env(workdir, db, port, env_overrides)
-        with log_file.open("ab") as log:
-            process = subprocess.Popen(
-                ["node", str(cli_script()), "start"],
-                env=env,
-                cwd=cache_root() / "directus",
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return cls(
-            process=process,
+        port = port or free_port()
+        server = cls(
+            process=_start_directus(workdir, db, port, overrides),
             port=port,
             workdir=workdir,
             db_file=db,
-            log_file=log_file,
-            env_overrides=env_overrides,
+            env_overrides=overrides,
+            ready_statuses=ready_statuses,
         )
+        try:
+            server.wait_ready(ready_timeout)
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def _launch(self) -> subprocess.Popen[bytes]:
+        return _start_directus(self.workdir, self.db_file, self.port, self.env_overrides)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
@@ -303,44 +297,6 @@ class DirectusServer:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
-
-    # -- process control -------------------------------------------------------------------
-
-    def pause(self) -> None:
-        """Freeze the process: it keeps accepting connections but never answers (a cold start)."""
-        os.kill(self.pid, signal.SIGSTOP)
-        self._paused = True
-
-    def resume(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
-        self._paused = False
-
-    def kill(self) -> None:
-        """Stop the server process (by PID); the database file stays for :meth:`restart`."""
-        if self.process.poll() is None:
-            if self._paused:
-                self.resume()
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def restart(self, ready_timeout: float = 90.0) -> None:
-        """Start again on the same port with the same database."""
-        self.kill()
-        fresh = self._spawn(self.workdir, self.db_file, self.port, self.env_overrides)
-        self.process = fresh.process
-        self.wait_ready(ready_timeout)
-
-    def stop(self) -> None:
-        self.kill()
-        if self.owns_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> DirectusServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- admin REST ------------------------------------------------------------------------
 

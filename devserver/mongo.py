@@ -7,9 +7,7 @@ instance has its own ``--pid-file`` because a second instance refuses to start o
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -19,11 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from devserver._process import ServerProcess, free_port
 
 
 def executable() -> str:
@@ -37,51 +31,37 @@ def executable() -> str:
 
 
 @dataclass
-class MongoServer:
-    process: subprocess.Popen[bytes]
-    port: int
-    workdir: Path
+class MongoServer(ServerProcess):
     data_dir: str
-    _paused: bool = False
 
     @property
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/"
 
     @property
-    def pid(self) -> int:
-        return self.process.pid
+    def pid_file(self) -> Path:
+        return self.workdir / "nx.pid"
 
     @classmethod
     def start(cls, *, persistent: bool = False, port: int | None = None) -> MongoServer:
         workdir = Path(tempfile.mkdtemp(prefix="nx27017-"))
         data_dir = str(workdir / "data") if persistent else "memory"
-        server = cls._spawn(workdir, data_dir, port or _free_port())
-        server.wait_ready()
+        port = port or free_port()
+        server = cls(
+            process=_start_nx(workdir, data_dir, port),
+            port=port,
+            workdir=workdir,
+            data_dir=data_dir,
+        )
+        try:
+            server.wait_ready()
+        except BaseException:
+            server.stop()
+            raise
         return server
 
-    @classmethod
-    def _spawn(cls, workdir: Path, data_dir: str, port: int) -> MongoServer:
-        log = workdir / "nx.log"
-        process = subprocess.Popen(
-            [
-                executable(),
-                "--data-dir",
-                data_dir,
-                "--host",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "--log-file",
-                str(log),
-                "--pid-file",
-                str(workdir / "nx.pid"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        return cls(process=process, port=port, workdir=workdir, data_dir=data_dir)
+    def _launch(self) -> subprocess.Popen[bytes]:
+        return _start_nx(self.workdir, self.data_dir, self.port)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -97,40 +77,32 @@ class MongoServer:
             time.sleep(0.1)
         raise RuntimeError(f"nx-27017 not listening on {self.port} after {timeout:.0f} s")
 
-    def pause(self) -> None:
-        os.kill(self.pid, signal.SIGSTOP)
-        self._paused = True
-
-    def resume(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
-        self._paused = False
-
     def kill(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-                if self._paused:
-                    os.kill(self.pid, signal.SIGCONT)
-            self.process.wait(timeout=30)
-        self._paused = False
+        super().kill()
+        # A second nx-27017 refuses to start while the PID file is there.
         with contextlib.suppress(FileNotFoundError):
-            (self.workdir / "nx.pid").unlink()
+            self.pid_file.unlink()
 
-    def restart(self) -> None:
-        self.kill()
-        fresh = self._spawn(self.workdir, self.data_dir, self.port)
-        self.process = fresh.process
-        self.wait_ready()
 
-    def stop(self) -> None:
-        self.kill()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> MongoServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+def _start_nx(workdir: Path, data_dir: str, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            executable(),
+            "--data-dir",
+            data_dir,
+            "--host",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--log-file",
+            str(workdir / "nx.log"),
+            "--pid-file",
+            str(workdir / "nx.pid"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 @contextlib.contextmanager

@@ -6,11 +6,12 @@ with ``CI=true`` the same failure is an error, so CI never passes on skipped int
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, NoReturn, TypeVar
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ hypothesis_settings.register_profile("default", deadline=None, print_blob=True)
 hypothesis_settings.load_profile("default")
 
 
-def _unavailable(what: str, exc: BaseException) -> None:
+def _unavailable(what: str, exc: BaseException) -> NoReturn:
     message = f"{what} unavailable: {type(exc).__name__}: {exc}"
     if IN_CI:
         pytest.fail(f"{message} (CI=true: integration tests must run)", pytrace=False)
@@ -50,16 +51,26 @@ def directus_template() -> Any:
         _unavailable("local Directus (npm install / bootstrap)", exc)
 
 
-def _seeded_directus(template: Any) -> Iterator[DirectusServer]:
+S = TypeVar("S", DirectusServer, MongoServer)
+
+
+@contextlib.contextmanager
+def _serving(what: str, start: Callable[[], S]) -> Iterator[S]:
+    """A server for the length of a fixture; one that cannot start skips (fails in CI)."""
     try:
-        server = DirectusServer.start_from(template)
-        seed_sample_sets(server)
+        server = start()
     except Exception as exc:
-        _unavailable("local Directus (start)", exc)
+        _unavailable(what, exc)
     try:
         yield server
     finally:
         server.stop()
+
+
+def _seeded_directus(template: Any) -> Iterator[DirectusServer]:
+    with _serving("local Directus (start)", lambda: DirectusServer.start_from(template)) as server:
+        seed_sample_sets(server)
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -86,36 +97,28 @@ UNDER_PRESSURE = {
 @pytest.fixture
 def directus_under_pressure(directus_template: Any) -> Iterator[DirectusServer]:
     """A Directus that answers every request with 503 "Under pressure" and Retry-After: 7."""
-    try:
-        server = DirectusServer.start_from(
+
+    def start() -> DirectusServer:
+        return DirectusServer.start_from(
             directus_template,
             env_overrides=UNDER_PRESSURE,
             ready_statuses=frozenset({200, 503}),  # 200 only before the first sample
         )
-    except Exception as exc:
-        _unavailable("local Directus (start under pressure)", exc)
-    try:
+
+    with _serving("local Directus (start under pressure)", start) as server:
         deadline = time.monotonic() + 10
         while httpx.get(f"{server.url}/server/ping").status_code != 503:
             assert time.monotonic() < deadline, "the pressure limiter never tripped"
             time.sleep(0.05)
         yield server
-    finally:
-        server.stop()
 
 
 # -- MongoDB --------------------------------------------------------------------------------
 
 
 def _nx() -> Iterator[MongoServer]:
-    try:
-        server = MongoServer.start()
-    except Exception as exc:
-        _unavailable("nx-27017", exc)
-    try:
+    with _serving("nx-27017", MongoServer.start) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -52,13 +52,10 @@ async def test_stalled_directus_is_hedged_with_the_mirror_then_refreshed(
         old_hash = await mirror.stored_hash(1)
         repo.invalidate()
         edit_prompt_text(own_directus, 1)
-        own_directus.pause()
-        try:
+        with own_directus.paused():
             started = time.monotonic()
             served = await repo.get(1)
             elapsed = time.monotonic() - started
-        finally:
-            own_directus.resume()
         assert served.provenance.source == "mirror"
         assert served.provenance.hedged is True
         assert served.config_hash == old_hash

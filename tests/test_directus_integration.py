@@ -104,13 +104,10 @@ async def test_stalled_server_times_out_within_the_read_timeout(own_directus):
         own_directus.url, own_directus.readonly_token, timeouts=timeouts, retry=QUICK
     ) as src:
         assert (await src.get(1)).version == 1
-        own_directus.pause()
-        try:
+        with own_directus.paused():
             started = time.monotonic()
             with pytest.raises(DirectusTimeoutError):
                 await src.get(2)
             elapsed = time.monotonic() - started
-        finally:
-            own_directus.resume()
         assert 0.9 <= elapsed < 2.5
         assert (await src.get(2)).version == 2  # answers again once resumed
