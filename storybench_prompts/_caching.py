@@ -364,12 +364,12 @@ class CachingRepository:
             prompt_set = prompt_set.with_provenance(
                 Provenance(source="directus", origin="directus", fetched_at_epoch=time.time())
             )
-        latency = self._clock() - started
+        now = self._clock()
+        latency = now - started
         self._stats.origin_latency_total += latency
         self._stats.origin_latency_max = max(self._stats.origin_latency_max, latency)
         self._stats.origin_latency_last = latency
         self._health.succeeded()
-        now = self._clock()
         self._not_found.pop(key, None)
         if key == LATEST:
             self._store(LATEST, prompt_set, fresh_for=self.policy.latest_ttl, now=now)
@@ -419,12 +419,15 @@ class CachingRepository:
         Runs ``policy.warm_concurrency`` fetches at a time; returns what happened per version
         (without a mirror, the outcomes describe the cache: ``new`` means loaded).
         """
-        now = self._clock()
 
         def remember(result: SyncResult) -> None:
             if result.prompt_set is not None:
+                # Fresh from when this version arrived, not from when the warm began.
                 self._store(
-                    result.version, result.prompt_set, fresh_for=self.policy.pinned_ttl, now=now
+                    result.version,
+                    result.prompt_set,
+                    fresh_for=self.policy.pinned_ttl,
+                    now=self._clock(),
                 )
                 if result.config_hash:
                     self._mirror_hashes[result.version] = result.config_hash
