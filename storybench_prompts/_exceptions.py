@@ -3,10 +3,11 @@
     StorybenchPromptsError
     ├── ConfigurationError ............ a required setting is missing or wrong
     ├── InvalidPromptSetError ......... content breaks the rules; lists every problem with its path
+    ├── ContentChangedError ........... a version no longer holds the content a run expected
     ├── PromptSetNotFoundError ........ the source answered: no such published version
-    │   └── DirectusNotFoundError
+    │   └── DirectusNotFoundError (also a DirectusClientError)
     ├── SourceUnavailableError ........ the source could not answer
-    │   ├── DirectusAuthenticationError   401 (also a DirectusClientError)
+    │   ├── DirectusAuthenticationError   401
     │   ├── DirectusForbiddenError        403: no permission, or a missing collection/item
     │   ├── DirectusRateLimitedError      429, with ``retry_after`` seconds
     │   ├── DirectusRequestError          any other 4xx
@@ -17,12 +18,12 @@
     │   ├── MirrorUnavailableError        MongoDB unreachable or stalled, file I/O failed
     │   ├── MirrorCorruptError            a stored copy fails validation; never served
     │   └── PromptSetUnavailableError     nothing could serve; ``causes`` holds every error
-    └── DirectusError ................. base of every ``Directus*Error`` above
-        └── DirectusClientError ....... base of the 4xx errors (storybench's name)
+    └── DirectusClientError ........... base of every ``Directus*Error`` (storybench's name)
+        └── DirectusConfigurationError    the drop-in client lacks its URL or token
 
-The ``Directus*`` classes keep storybench's names (``DirectusAuthenticationError``,
-``DirectusNotFoundError``, ``DirectusServerError``, ``DirectusClientError``) so code written
-against storybench's own client keeps catching what it caught before.
+``DirectusClientError`` is, as in storybench's own client, the base of every error about
+talking to Directus (``DirectusError`` is the same class), so ``except DirectusClientError``
+in code written against storybench keeps catching every failure it caught before, and more.
 
 Third-party errors (httpx, PyMongo, OS errors) are mapped to these in one place per source:
 ``_directus.map_transport_errors`` and ``_mongo_mirror.map_pymongo_errors``.
@@ -35,8 +36,10 @@ from dataclasses import dataclass
 
 __all__ = [
     "ConfigurationError",
+    "ContentChangedError",
     "DirectusAuthenticationError",
     "DirectusClientError",
+    "DirectusConfigurationError",
     "DirectusConnectionError",
     "DirectusError",
     "DirectusForbiddenError",
@@ -99,8 +102,8 @@ class SourceUnavailableError(StorybenchPromptsError):
     """The source could not answer (down, slow, refusing us, or answering nonsense)."""
 
 
-class DirectusError(StorybenchPromptsError):
-    """Base of every error about talking to Directus.
+class DirectusClientError(StorybenchPromptsError):
+    """Base of every error about talking to Directus (storybench's name for it).
 
     ``status`` is the HTTP status (None when no response came), ``code`` the Directus
     ``extensions.code`` (e.g. ``INVALID_CREDENTIALS``) and ``detail`` its message.
@@ -120,8 +123,22 @@ class DirectusError(StorybenchPromptsError):
         super().__init__(message)
 
 
-class DirectusClientError(DirectusError):
-    """Directus refused the request (4xx)."""
+DirectusError = DirectusClientError
+"""The same class; the name this library used first."""
+
+
+class DirectusConfigurationError(DirectusClientError, ConfigurationError):
+    """The drop-in ``DirectusClient`` was given no URL or no token."""
+
+
+class ContentChangedError(StorybenchPromptsError):
+    """The version asked for holds other content than the ``config_hash`` expected."""
+
+    def __init__(self, message: str, *, version: int, expected: str, actual: str) -> None:
+        self.version = version
+        self.expected = expected
+        self.actual = actual
+        super().__init__(message)
 
 
 class DirectusAuthenticationError(DirectusClientError, SourceUnavailableError):
@@ -145,14 +162,14 @@ class DirectusRequestError(DirectusClientError, SourceUnavailableError):
 
 
 class DirectusNotFoundError(DirectusClientError, PromptSetNotFoundError):
-    """The version asked for is not published in Directus."""
+    """The version asked for is not published in Directus (an empty answer, or HTTP 404)."""
 
     def __init__(self, message: str, *, version: int | None = None, **kw: object) -> None:
         DirectusClientError.__init__(self, message, **kw)  # type: ignore[arg-type]
         self.version = version
 
 
-class DirectusServerError(DirectusError, SourceUnavailableError):
+class DirectusServerError(DirectusClientError, SourceUnavailableError):
     """5xx from Directus. ``retry_after`` is the server's hint in seconds (503), if any."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
@@ -160,15 +177,15 @@ class DirectusServerError(DirectusError, SourceUnavailableError):
         super().__init__(message, **kw)  # type: ignore[arg-type]
 
 
-class DirectusTimeoutError(DirectusError, SourceUnavailableError):
+class DirectusTimeoutError(DirectusClientError, SourceUnavailableError):
     """Directus did not answer within the configured timeout."""
 
 
-class DirectusConnectionError(DirectusError, SourceUnavailableError):
+class DirectusConnectionError(DirectusClientError, SourceUnavailableError):
     """No connection to Directus (refused, reset, name not resolved)."""
 
 
-class DirectusInvalidResponseError(DirectusError, SourceUnavailableError):
+class DirectusInvalidResponseError(DirectusClientError, SourceUnavailableError):
     """Directus answered something unusable: not JSON, the wrong shape, or too large."""
 
 

@@ -1,4 +1,4 @@
-"""Domain models: what Directus stores, and the flat prompt set storybench runs.
+"""Domain models: what Directus stores, and the flat sets storybench runs (prompts, criteria).
 
 No I/O here. Conversion from the Directus tree to a :class:`PromptSet` is in ``_convert``.
 """
@@ -12,22 +12,30 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 __all__ = [
+    "Criterion",
+    "CriterionJunction",
+    "DirectusEvaluationCriterion",
+    "DirectusEvaluationVersion",
     "DirectusPrompt",
     "DirectusPromptSetVersion",
+    "DirectusScoring",
     "DirectusSequence",
+    "EvaluationSet",
     "Prompt",
     "PromptJunction",
     "PromptSet",
     "Provenance",
+    "ScoringJunction",
     "SequenceJunction",
     "Source",
     "Status",
     "VersionInfo",
+    "VersionedContent",
     "compute_config_hash",
 ]
 
@@ -174,11 +182,11 @@ def compute_config_hash(
     no spaces and non-ASCII escaped, exactly as storybench's ``sync-prompts`` computes it, so a
     mirror document written by either side is recognised by the other.
     """
-    return _sha256_hex(_canonical(sequences, version, directus_id))[:16]
+    return _sha256_hex(_canonical({"sequences": sequences}, version, directus_id))[:16]
 
 
-def _canonical(sequences: Mapping[str, Any], version: int, directus_id: DirectusId | None) -> str:
-    payload = {"sequences": sequences, "version": version, "directus_id": directus_id}
+def _canonical(body: Mapping[str, Any], version: int, directus_id: DirectusId | None) -> str:
+    payload = {**body, "version": version, "directus_id": directus_id}
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
@@ -186,12 +194,11 @@ def _sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class PromptSet(BaseModel):
-    """The flat prompt set storybench runs: ``{sequence_name: [{name, text}, ...]}``.
+class VersionedContent(BaseModel):
+    """What every served content kind shares: a version, where it came from, and its hash.
 
-    Sequence order and prompt order are meaningful (see ``docs/architecture.md``). Instances are
-    immutable; build them with :func:`storybench_prompts.convert_version` or
-    :meth:`from_storybench`, which enforce the content rules.
+    Subclasses add their content fields and say, in :meth:`body`, which plain data the hash
+    covers. Instances are immutable; the hashes are computed once.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -199,10 +206,13 @@ class PromptSet(BaseModel):
     version: int
     version_name: str | None = None
     directus_id: DirectusId | None = None
-    sequences: dict[str, tuple[Prompt, ...]]
     created_at: datetime | None = None
     updated_at: datetime | None = None
     provenance: Provenance | None = None
+
+    def body(self) -> dict[str, Any]:
+        """The content as plain data (what the hash covers, beside version and directus_id)."""
+        raise NotImplementedError
 
     @cached_property
     def config_hash(self) -> str:
@@ -212,18 +222,12 @@ class PromptSet(BaseModel):
     @cached_property
     def content_hash(self) -> str:
         """Full SHA-256 (64 hex) of the same canonical JSON; its prefix is ``config_hash``."""
-        return _sha256_hex(_canonical(self.sequences_as_dicts(), self.version, self.directus_id))
-
-    def sequences_as_dicts(self) -> dict[str, list[dict[str, str]]]:
-        return {
-            name: [{"name": p.name, "text": p.text} for p in prompts]
-            for name, prompts in self.sequences.items()
-        }
+        return _sha256_hex(_canonical(self.body(), self.version, self.directus_id))
 
     def to_storybench(self) -> dict[str, Any]:
-        """storybench's flat format, as its own ``convert_to_storybench_format`` returns it."""
+        """storybench's flat format, as its own client's conversion returns it."""
         return {
-            "sequences": self.sequences_as_dicts(),
+            **self.body(),
             "version": self.version,
             "directus_id": self.directus_id,
             "created_at": self.created_at.isoformat() if self.created_at else None,
@@ -239,12 +243,9 @@ class PromptSet(BaseModel):
         data["provenance"] = self.provenance.describe() if self.provenance else None
         return data
 
-    def with_provenance(self, provenance: Provenance) -> PromptSet:
+    def with_provenance(self, provenance: Provenance) -> Self:
         # model_copy keeps the cached hashes, which depend on content only.
         return self.model_copy(update={"provenance": provenance})
-
-    def prompt_count(self) -> int:
-        return sum(len(p) for p in self.sequences.values())
 
     def info(self) -> VersionInfo:
         return VersionInfo(
@@ -255,3 +256,118 @@ class PromptSet(BaseModel):
             updated_at=self.updated_at,
             config_hash=self.config_hash,
         )
+
+
+class PromptSet(VersionedContent):
+    """The flat prompt set storybench runs: ``{sequence_name: [{name, text}, ...]}``.
+
+    Sequence order and prompt order are meaningful (see ``docs/architecture.md``). Instances are
+    immutable; build them with :func:`storybench_prompts.convert_version` or
+    :func:`storybench_prompts.prompt_set_from_storybench`, which enforce the content rules.
+    """
+
+    sequences: dict[str, tuple[Prompt, ...]]
+
+    def body(self) -> dict[str, Any]:
+        return {"sequences": self.sequences_as_dicts()}
+
+    def sequences_as_dicts(self) -> dict[str, list[dict[str, str]]]:
+        return {
+            name: [{"name": p.name, "text": p.text} for p in prompts]
+            for name, prompts in self.sequences.items()
+        }
+
+    def prompt_count(self) -> int:
+        return sum(len(p) for p in self.sequences.values())
+
+
+class Criterion(BaseModel):
+    """One evaluation criterion as storybench's evaluator reads it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    """Display name: the Directus name title-cased (``character_depth`` -> ``Character Depth``)."""
+    description: str
+    scale: tuple[int, int]
+    """``(1, maximum score)``."""
+    criteria: str
+    """The full instructions for the evaluator."""
+
+
+class EvaluationSet(VersionedContent):
+    """storybench's evaluation criteria: criteria keyed by their Directus name, and guidelines."""
+
+    criteria: dict[str, Criterion]
+    scoring_guidelines: str = ""
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "criteria": {
+                key: {
+                    "name": c.name,
+                    "description": c.description,
+                    "scale": list(c.scale),
+                    "criteria": c.criteria,
+                }
+                for key, c in self.criteria.items()
+            },
+            "scoring_guidelines": self.scoring_guidelines,
+        }
+
+    def to_storybench(self) -> dict[str, Any]:
+        # storybench's evaluation structure carries the version name too.
+        return {**super().to_storybench(), "version_name": self.version_name}
+
+
+# -- Directus's evaluation collections ----------------------------------------------------
+
+
+class DirectusEvaluationCriterion(_DirectusItem):
+    id: DirectusId | None = None
+    name: str
+    description: str | None = None
+    scale: int
+    criteria: str
+    sort: int | None = None
+
+
+class CriterionJunction(_DirectusItem):
+    """A row of ``evaluation_versions_evaluation_criteria``."""
+
+    id: DirectusId | None = None
+    evaluation_criteria_id: DirectusEvaluationCriterion | None = None
+
+
+class DirectusScoring(_DirectusItem):
+    id: DirectusId | None = None
+    name: str | None = None
+    guidelines: str
+    sort: int | None = None
+
+
+class ScoringJunction(_DirectusItem):
+    """A row of ``evaluation_versions_scoring``."""
+
+    id: DirectusId | None = None
+    scoring_id: DirectusScoring | None = None
+
+
+class DirectusEvaluationVersion(_DirectusItem):
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    id: DirectusId
+    version_number: int
+    version_name: str | None = None
+    status: Status
+    description: str | None = None
+    date_created: datetime | None = None
+    date_updated: datetime | None = None
+    # storybench's Directus spells the field this way; either spelling is read.
+    published_at: datetime | None = Field(
+        None, validation_alias=AliasChoices("pubslihed_at", "published_at")
+    )
+    published_by: Any = None
+    based_on_version_number: int | None = None
+    evaluation_criteria_in_version: list[CriterionJunction] = Field(default_factory=list)
+    scoring_in_version: list[ScoringJunction] = Field(default_factory=list)

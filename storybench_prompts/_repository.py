@@ -1,30 +1,36 @@
-"""The interface every source, mirror and the cache implement."""
+"""The interfaces every source, mirror and the cache implement, for any content kind.
+
+``PromptRepository[PromptSet]`` reads prompt sets, ``PromptRepository[EvaluationSet]``
+evaluation sets; the same code serves both (see ``_kinds``).
+"""
 
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Literal, Protocol, Self, runtime_checkable
+from typing import Literal, Protocol, Self, TypeVar, runtime_checkable
 
-from ._models import PromptSet, VersionInfo
+from ._models import VersionedContent, VersionInfo
 
 __all__ = ["PromptMirror", "PromptRepository", "SaveOutcome"]
 
+C = TypeVar("C", bound=VersionedContent)
+
 
 @runtime_checkable
-class PromptRepository(Protocol):
-    """Read prompt sets by version.
+class PromptRepository(Protocol[C]):
+    """Read versioned sets (prompt sets or evaluation sets) by version.
 
     Errors: :class:`PromptSetNotFoundError` when the source answered that no such published
     version exists; :class:`SourceUnavailableError` (or a subclass) when it could not answer.
     Content that breaks the rules raises :class:`InvalidPromptSetError`.
     """
 
-    async def get(self, version: int) -> PromptSet:
-        """The published prompt set with this version number."""
+    async def get(self, version: int) -> C:
+        """The published set with this version number."""
         ...
 
-    async def latest(self) -> PromptSet:
-        """The published prompt set with the highest version number."""
+    async def latest(self) -> C:
+        """The published set with the highest version number."""
         ...
 
     async def versions(self) -> list[VersionInfo]:
@@ -48,24 +54,47 @@ SaveOutcome = Literal["new", "updated", "unchanged"]
 
 
 @runtime_checkable
-class PromptMirror(PromptRepository, Protocol):
-    """A writable copy of published prompt sets that serves when Directus cannot."""
+class PromptMirror(PromptRepository[C], Protocol[C]):
+    """A writable copy of published sets that serves when Directus cannot.
+
+    ``get``/``latest``/``versions`` never serve a withdrawn version. Every content a mirror
+    ever saved stays readable by its hash (:meth:`get_by_hash`): it is the record of what a
+    past benchmark run used.
+    """
 
     name: str
     """Short label used in provenance and messages, e.g. ``mongodb`` or ``file``."""
 
-    async def save(self, prompt_set: PromptSet) -> SaveOutcome:
-        """Store a validated copy; write nothing when the stored hash is the same."""
+    async def save(self, content: C) -> SaveOutcome:
+        """Store a validated copy as the current one for its version.
+
+        Writes nothing when the current copy has the same hash. Never changes which set is
+        active, and never makes a withdrawn version servable again unless this very save is
+        of fresh content from Directus (it clears the withdrawal).
+        """
         ...
 
     async def stored_hash(self, version: int) -> str | None:
-        """The ``config_hash`` stored for this version, or None when absent."""
+        """The ``config_hash`` of the current copy of this version, or None when absent."""
         ...
 
-    async def activate(self, version: int) -> None:
+    async def get_by_hash(self, config_hash: str) -> C:
+        """Exactly the content saved with this ``config_hash``, withdrawn or not."""
+        ...
+
+    async def withdraw(self, version: int) -> bool:
+        """Directus no longer publishes this version: keep it as a record, never serve it.
+
+        Returns whether anything changed. Where the mirror tracks an active set and this was
+        it, the highest version still served becomes active.
+        """
+        ...
+
+    async def activate(self, version: int, *, only_if_none: bool = False) -> None:
         """Mark this version as the one storybench runs (MongoDB's ``is_active``).
 
-        Mirrors without that notion do nothing.
+        ``only_if_none``: only when no set is active at all. Mirrors without that notion do
+        nothing.
         """
         ...
 
