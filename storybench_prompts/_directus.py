@@ -320,6 +320,51 @@ class DirectusSource:
             lambda: self._get_once(path, params, what), self.retry, on_retry=log_retry
         )
 
+    async def request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        what: str | None = None,
+    ) -> Any:
+        """Any request to Directus; the whole decoded JSON body (None for an empty body).
+
+        Errors are mapped as in :meth:`query` (typed errors, the size cap). Only GET and HEAD
+        are retried: repeating a write Directus may already have applied could apply it twice.
+        """
+        import json as json_module  # the parameter is storybench's name and shadows the module
+
+        method = method.upper()
+        label = what or f"{method} {path.partition('?')[0]}"
+        # httpx would let params= replace a query already in the path; keep both.
+        target = httpx.URL(path).copy_merge_params(params) if params is not None else path
+
+        async def once() -> Any:
+            with map_transport_errors(label, self.timeouts):
+                async with self._client.stream(method, target, json=json) as response:
+                    body = await self._read_capped(response, label)
+            if not 200 <= response.status_code < 300:
+                raise error_for_response(response.status_code, response.headers, body, label)
+            if not body.strip():
+                return None
+            try:
+                return json_module.loads(body)
+            except ValueError as exc:
+                raise DirectusInvalidResponseError(
+                    f"Directus answered {label} with a body that is not JSON ({len(body)} bytes)",
+                    status=response.status_code,
+                ) from exc
+
+        if method not in {"GET", "HEAD"}:
+            return await once()
+
+        def log_retry(attempt: int, exc: BaseException, wait: float) -> None:
+            logger.info("retrying %s in %.2f s after attempt %d: %s", label, wait, attempt, exc)
+
+        return await call_with_retries(once, self.retry, on_retry=log_retry)
+
     # -- queries ---------------------------------------------------------------------------
 
     async def test_connection(self) -> bool:

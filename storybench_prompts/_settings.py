@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     )
     cache_maxsize: int = Field(DEFAULT_MAXSIZE, ge=1, validation_alias=_env("CACHE_MAXSIZE"))
     concurrency: int = Field(DEFAULT_SYNC_CONCURRENCY, ge=1, validation_alias=_env("CONCURRENCY"))
+    shared_cache: bool = Field(True, validation_alias=_env("SHARED_CACHE"))
+    """The drop-in ``DirectusClient``: share one cached repository per event loop (False: every
+    call goes to Directus, as storybench's own client does)."""
 
     def describe(self) -> dict[str, object]:
         """Every setting with secrets masked (the MongoDB URI keeps its host, not its password)."""
