@@ -128,6 +128,15 @@ def _client_error(exc: BaseException) -> DirectusClientError:
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
 
+    def __eq__(self, other: object) -> bool:
+        # Fields only: the private attributes are links to the served set (with its
+        # provenance), which must not make equal content compare unequal.
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    __hash__ = BaseModel.__hash__
+
 
 class DirectusPrompt(_Frozen):
     """A prompt as storybench's model names its fields."""
@@ -379,9 +388,7 @@ class _Shared:
         self.prompt_structures: _Memo[PromptSet, StorybenchPromptsStructure] = _Memo(
             _prompts_structure
         )
-        self.prompt_versions: _Memo[PromptSet, DirectusPromptSetVersion] = _Memo(
-            _prompts_version
-        )
+        self.prompt_versions: _Memo[PromptSet, DirectusPromptSetVersion] = _Memo(_prompts_version)
         self.ready = asyncio.Event()
         self.error: BaseException | None = None
         self.usable = False

@@ -1,0 +1,114 @@
+"""Fixtures for the drop-in client: a clean environment, a counted transport, servers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from devserver.directus import DirectusServer
+
+# Settings the drop-in reads; the test's own values replace whatever the shell had.
+_READ = {"DIRECTUS_URL", "DIRECTUS_TOKEN", "MONGODB_URI"}
+_KEEP = {"STORYBENCH_PROMPTS_DEV_CACHE"}  # where the local servers are installed
+
+
+@pytest.fixture(autouse=True)
+def mirror_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An empty environment for the library, a file mirror of the test's own, no ``.env``."""
+    for name in list(os.environ):
+        if name in _READ or (name.startswith("STORYBENCH_PROMPTS_") and name not in _KEEP):
+            monkeypatch.delenv(name)
+    directory = tmp_path / "mirror"
+    monkeypatch.setenv("STORYBENCH_PROMPTS_MIRROR_DIR", str(directory))
+    monkeypatch.chdir(tmp_path)  # Settings reads ./.env
+    return directory
+
+
+def use_directus(monkeypatch: pytest.MonkeyPatch, server: DirectusServer) -> DirectusServer:
+    """Point DIRECTUS_URL/DIRECTUS_TOKEN at a local server, as storybench's .env would."""
+    monkeypatch.setenv("DIRECTUS_URL", server.url)
+    monkeypatch.setenv("DIRECTUS_TOKEN", server.readonly_token)
+    return server
+
+
+@pytest.fixture
+def directus_env(directus: DirectusServer, monkeypatch: pytest.MonkeyPatch) -> DirectusServer:
+    """The shared seeded Directus, in the environment storybench's tests read."""
+    return use_directus(monkeypatch, directus)
+
+
+@pytest.fixture
+def own_directus_env(
+    own_directus: DirectusServer, monkeypatch: pytest.MonkeyPatch
+) -> DirectusServer:
+    """A seeded Directus of the test's own (it may pause or kill it), in the environment."""
+    return use_directus(monkeypatch, own_directus)
+
+
+class SentRequests(list[httpx.Request]):
+    """Every HTTP request that really left for a server (at httpx's network transport)."""
+
+    def to(self, path: str) -> list[httpx.Request]:
+        return [r for r in self if r.url.path == path]
+
+    def items(self) -> list[httpx.Request]:
+        return [r for r in self if r.url.path.startswith("/items/")]
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> SentRequests:
+    """Counts requests at ``httpx.AsyncHTTPTransport``, which every pooled client sends through."""
+    log = SentRequests()
+    original = httpx.AsyncHTTPTransport.handle_async_request
+
+    async def counting(self: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
+        log.append(request)
+        return await original(self, request)
+
+    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", counting)
+    return log
+
+
+async def background_work_done(
+    before: set[asyncio.Task[Any]] | None = None, timeout: float = 10.0
+) -> None:
+    """Wait until no task is left but the shared hosts, the caller's and those in ``before``.
+
+    The shared repository writes each fresh set to the mirror in the background. The test's
+    event loop closes right after the test and cancels what is left, which interrupts a file
+    mirror write half way (``FileMirror`` then leaks its temporary file: reported, not ours).
+    """
+    from storybench_prompts._storybench import _REGISTRY
+
+    keep = set(before or ()) | {asyncio.current_task()}
+    with anyio.fail_after(timeout):
+        while True:
+            hosts = {s.task for entries in _REGISTRY.values() for s in entries.values()}
+            busy = [
+                t
+                for t in asyncio.all_tasks()
+                if t not in keep and t not in hosts and not _is_test_runner(t)
+            ]
+            if not busy:
+                return
+            await asyncio.sleep(0.01)
+
+
+def _is_test_runner(task: asyncio.Task[Any]) -> bool:
+    # anyio's pytest plugin runs each fixture step in a task of its own.
+    return "TestRunner" in getattr(task.get_coro(), "__qualname__", "")
+
+
+@pytest.fixture
+async def settled() -> AsyncIterator[None]:
+    """Lets the mirror writes of the test finish before its loop closes."""
+    before = asyncio.all_tasks()
+    yield
+    await background_work_done(before)
