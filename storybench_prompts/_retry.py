@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import anyio
 
+from ._attempts import attempt_failed, attempts_allowed
 from ._exceptions import (
     DirectusConnectionError,
     DirectusRateLimitedError,
@@ -82,11 +83,15 @@ async def call_with_retries(
 ) -> T:
     started = clock()
     attempt = 1
+    max_attempts = attempts_allowed(policy.max_attempts)
     while True:
         try:
             return await call()
         except StorybenchPromptsError as exc:
-            if attempt >= policy.max_attempts or not policy.is_retryable(exc):
+            if policy.is_retryable(exc):
+                # The cache learns of the failure now, not after every retry has run.
+                attempt_failed(exc)
+            if attempt >= max_attempts or not policy.is_retryable(exc):
                 raise
             wait = policy.wait_before(attempt, exc, rand)
             if clock() - started + wait > policy.deadline:
