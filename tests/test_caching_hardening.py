@@ -2,7 +2,9 @@
 for nothing; and failing over at Directus's first refusal. Fake clock and sleep throughout, so
 every timing rule is exact."""
 
+import contextlib
 import gc
+import itertools
 import tracemalloc
 
 import anyio
@@ -245,10 +247,8 @@ async def test_not_found_memory_stays_flat_over_a_hundred_thousand_calls():
 
         async def miss(n: int) -> None:
             for _ in range(n):
-                try:
+                with contextlib.suppress(PromptSetNotFoundError):
                     await r.get(99)
-                except PromptSetNotFoundError:
-                    pass
 
         await miss(1000)
         gc.collect()
@@ -410,6 +410,6 @@ async def test_probes_back_off_while_directus_stays_down():
             if len(origin.calls) > before:
                 probe_times.append(clock.now)
             clock.advance(0.25)
-        gaps = [b - a for a, b in zip(probe_times, probe_times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(probe_times)]
         assert gaps == sorted(gaps)  # spacing grows
         assert gaps[-1] <= POLICY.probe_max + 0.25
