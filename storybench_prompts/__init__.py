@@ -168,6 +168,8 @@ _ALIASES = {
 }
 
 __all__ = [
+    "EVALUATION_SETS",
+    "PROMPT_SETS",
     "CachePolicy",
     "CachingRepository",
     "ConfigurationError",
@@ -194,7 +196,6 @@ __all__ = [
     "DirectusTimeoutError",
     "DirectusTimeouts",
     "Drift",
-    "EVALUATION_SETS",
     "EvaluationSet",
     "FetchInterruptedError",
     "FileMirror",
@@ -205,7 +206,6 @@ __all__ = [
     "MongoMirror",
     "OriginState",
     "OriginStatus",
-    "PROMPT_SETS",
     "Problem",
     "Prompt",
     "PromptJunction",
