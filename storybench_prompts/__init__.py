@@ -15,7 +15,7 @@ from ._convert import (
     prompt_set_from_storybench,
     validate_prompt_set,
 )
-from ._directus import DirectusClient, DirectusSource, DirectusTimeouts
+from ._directus import DirectusSource, DirectusTimeouts
 from ._exceptions import (
     ConfigurationError,
     DirectusAuthenticationError,
@@ -71,7 +71,6 @@ __all__ = [
     "CachingRepository",
     "ConfigurationError",
     "DirectusAuthenticationError",
-    "DirectusClient",
     "DirectusClientError",
     "DirectusConnectionError",
     "DirectusError",

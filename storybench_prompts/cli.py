@@ -473,7 +473,7 @@ def check(state: _State) -> None:
     async def run() -> Any:
         source, mirror = _build(state)
         async with source, mirror:
-            return await run_checks(source, mirror)
+            return await run_checks([(source, mirror)])
 
     results = _run(state, "check", run)
     for r in results:
