@@ -1,11 +1,14 @@
 """The Directus source against a real Directus server started by the fixtures: prompt sets,
 evaluation sets, and a schema without any optional field."""
 
+import asyncio
 import time
 
+import anyio
 import httpx
 import pytest
 
+from devserver.directus import DirectusServer
 from devserver.sample_data import (
     CRITERIA,
     MANY_CRITERIA,
@@ -252,3 +255,38 @@ async def test_a_minimal_schema_lists_fetches_syncs_and_checks(minimal_directus)
     assert "prompts has no optional guidance_notes" in prompt_notes
     assert "pubslihed_at or published_at" in evaluation_notes
     assert "evaluation_criteria has no optional description" in evaluation_notes
+
+
+# -- the realtime switch of the local server ------------------------------------------------
+
+
+async def websocket_handshake_status(url: str) -> str:
+    """The status line Directus answers a WebSocket upgrade of ``/websocket`` with."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            (
+                "GET /websocket HTTP/1.1\r\n"
+                f"Host: {host}:{port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                # A key must be 16 random bytes in base64 (RFC 6455), or Directus answers 400.
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        return (await asyncio.wait_for(reader.readline(), 10)).decode().strip()
+    finally:
+        writer.close()
+
+
+async def test_realtime_is_off_by_default_and_on_when_asked(directus, directus_template):
+    assert " 101 " not in await websocket_handshake_status(directus.url)
+    server = await anyio.to_thread.run_sync(
+        lambda: DirectusServer.start_from(directus_template, realtime=True)
+    )
+    try:
+        assert server.env_overrides["WEBSOCKETS_ENABLED"] == "true"
+        assert " 101 " in await websocket_handshake_status(server.url)
+    finally:
+        await anyio.to_thread.run_sync(server.stop)

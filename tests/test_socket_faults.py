@@ -3,6 +3,7 @@ hold, and nothing written."""
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
 
@@ -18,7 +19,7 @@ from storybench_prompts import (
     RetryPolicy,
 )
 from storybench_prompts._sync import sync_one
-from tests.factories import flat_set
+from tests.factories import flat_set, raw_version
 
 pytestmark = pytest.mark.anyio
 
@@ -110,10 +111,12 @@ BODY = 20_000  # the whole body would take BODY / CHUNK * EVERY = 20 s
 
 class Trickler:
     """A loopback HTTP server that answers with a body sent a few bytes at a time, forever
-    inside httpx's per-read timeout. ``fail_first`` connections get a quick 503 instead."""
+    inside httpx's per-read timeout. The first ``fail_first`` connections get a quick 503
+    instead; connections after the first ``answer_after`` get a quick, valid answer."""
 
-    def __init__(self, fail_first: int = 0) -> None:
+    def __init__(self, fail_first: int = 0, answer_after: int | None = None) -> None:
         self.fail_first = fail_first
+        self.answer_after = answer_after
         self.connections = 0
         self.body_bytes_sent = 0
         self.stop = asyncio.Event()
@@ -135,6 +138,17 @@ class Trickler:
                             "Content-Length": str(len(body)),
                             "Retry-After": "0",
                         },
+                    )
+                    + body
+                )
+                await writer.drain()
+                return
+            if self.answer_after is not None and self.connections > self.answer_after:
+                body = json.dumps({"data": [raw_version(1)]}).encode()
+                writer.write(
+                    head(
+                        "200 OK",
+                        {"Content-Type": "application/json", "Content-Length": str(len(body))},
                     )
                     + body
                 )
@@ -170,6 +184,7 @@ async def trickler(request) -> AsyncIterator[Trickler]:
         await server.wait_closed()
 
 
+@pytest.mark.parametrize("trickler", [{"answer_after": 1}], indirect=True)
 async def test_one_attempt_ends_at_its_deadline_however_slowly_the_body_comes(trickler):
     timeouts = DirectusTimeouts(connect=1.0, read=1.0, attempt=1.5)
     async with DirectusSource(trickler.url, "token", timeouts=timeouts) as source:
@@ -177,12 +192,14 @@ async def test_one_attempt_ends_at_its_deadline_however_slowly_the_body_comes(tr
         with pytest.raises(DirectusTimeoutError, match="deadline of one attempt") as info:
             await source.get(1)
         elapsed = time.monotonic() - started
+        # The cut connection is not reused: the next call gets a fresh one, and its answer.
+        assert (await source.get(1)).version == 1
     assert "prompt set version 1" in str(info.value)
     assert 1.4 <= elapsed < 1.5 + 2.0
     # The server was still sending, each chunk inside the read timeout: only the attempt
     # deadline could have ended this, long before the body would have.
     assert 3 * CHUNK <= trickler.body_bytes_sent < BODY
-    assert trickler.connections == 1  # a timed-out attempt is not retried
+    assert trickler.connections == 2  # the cut attempt (never retried), then the next call
 
 
 @pytest.mark.parametrize("trickler", [{"fail_first": 1}], indirect=True)
