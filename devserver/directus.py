@@ -6,7 +6,8 @@ schema snapshot, a read-only API user with a static token), and starts servers f
 that template on free ports. Servers are stopped by PID.
 
     python -m devserver.directus install     # install Node 22 and Directus into the cache
-    python -m devserver.directus template    # build the template database (installs first)
+    python -m devserver.directus template [--minimal]
+                                             # build the template database (installs first)
     python -m devserver.directus snapshot    # regenerate schema.yaml from the REST definition
     python -m devserver.directus serve [--minimal] [--realtime]
                                              # a seeded server until interrupted; prints its URL
