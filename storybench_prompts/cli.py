@@ -573,16 +573,17 @@ def get(
     content_kind = KINDS[kind]
 
     async def run() -> VersionedContent:
+        served: VersionedContent
         if source_name == "mirror" or config_hash is not None:
             async with _mirror(state, content_kind) as mirror:
                 if config_hash is not None:
-                    return await mirror.get_by_hash(config_hash)
-                return await (mirror.latest() if number is None else mirror.get(number))
+                    served = await mirror.get_by_hash(config_hash)
+                else:
+                    served = await (mirror.latest() if number is None else mirror.get(number))
+                return served
         if source_name == "directus":
-            async with _source(state).for_kind(content_kind) as source:  # type: ignore[attr-defined]
-                served: VersionedContent = await (
-                    source.latest() if number is None else source.get(number)
-                )
+            async with _source(state).for_kind(content_kind) as source:
+                served = await (source.latest() if number is None else source.get(number))
                 return served
         from ._settings import build_repository
 
@@ -609,17 +610,18 @@ def check(state: _State) -> None:
 
     async def run() -> Any:
         async with _stack(state, [PROMPT_SETS, EVALUATION_SETS]) as views:
-            return [(k, await run_checks(s, m)) for k, s, m in views]
+            return await run_checks([(s, m) for _k, s, m in views])
 
     failed = False
-    for kind, results in _run(state, "check", run):
-        for r in results:
-            line = f"{'ok  ' if r.ok else 'FAIL'} {kind.name:<12} {r.name:<10} {r.detail}"
-            if r.ok:
-                state.data(line)
-            else:
-                state.warn(line)
-                failed = True
+    for r in _run(state, "check", run):
+        line = f"{'ok  ' if r.ok else 'FAIL'} {r.kind or '':<12} {r.name:<10} {r.detail}"
+        for note in r.notes:
+            line += f"\n     note: {note}"
+        if r.ok:
+            state.data(line)
+        else:
+            state.warn(line)
+            failed = True
     sys.exit(EXIT_FAILURE if failed else EXIT_OK)
 
 
