@@ -42,7 +42,7 @@ from storybench_prompts import (
     parse_version,
     sync_versions,
 )
-from storybench_prompts._directus import NESTED_FIELDS
+from storybench_prompts._kinds import PROMPT_SETS
 
 VERSIONS = 50
 
@@ -258,7 +258,7 @@ async def storybench_sync(server: DirectusServer, db: Any, versions: list[int]) 
                 params={
                     "filter[status][_eq]": "published",
                     "filter[version_number][_eq]": str(v),
-                    "fields": NESTED_FIELDS,
+                    "fields": PROMPT_SETS.nested_fields,
                 },
             )
             requests += 1

@@ -14,7 +14,7 @@ import tempfile
 import time
 
 from devserver.directus import DirectusServer, template_db
-from devserver.sample_data import seed_sample_sets
+from devserver.sample_data import seed_all
 
 
 def step(message: str) -> None:
@@ -36,12 +36,13 @@ def main() -> int:
     template = template_db()
 
     step(
-        "Starting a local Directus with sample prompt sets (v1-v3 published, v4 draft, v5 archived)"
+        "Starting a local Directus with sample prompt and evaluation sets "
+        "(v1-v3 published, v4 draft, v5 archived)"
     )
     started = time.monotonic()
     server = DirectusServer.start_from(template)
     try:
-        seed_sample_sets(server)
+        seed_all(server)
         print(f"Directus is up at {server.url} ({time.monotonic() - started:.0f} s)")
         with tempfile.TemporaryDirectory(prefix="storybench-prompts-demo-") as mirror_dir:
             env = {k: v for k, v in os.environ.items() if not k.startswith("MONGODB_")}

@@ -6,8 +6,15 @@ schema snapshot, a read-only API user with a static token), and starts servers f
 that template on free ports. Servers are stopped by PID.
 
     python -m devserver.directus install     # install Node 22 and Directus into the cache
-    python -m devserver.directus template    # build the template database (installs first)
+    python -m devserver.directus template [--minimal]
+                                             # build the template database (installs first)
     python -m devserver.directus snapshot    # regenerate schema.yaml from the REST definition
+    python -m devserver.directus serve [--minimal] [--realtime]
+                                             # a seeded server until interrupted; prints its URL
+
+``--minimal`` (``minimal=True``) builds the schema with only the fields the content needs, as
+an editor's Directus may be; ``--realtime`` (``realtime=True``) turns on Directus's WebSocket
+endpoint (``WEBSOCKETS_ENABLED=true``), off by default.
 
 Environment: ``STORYBENCH_PROMPTS_DEV_CACHE`` moves the cache folder
 (default ``~/.cache/storybench-prompts-dev``).
@@ -45,12 +52,18 @@ ADMIN_TOKEN = "local-admin-token"
 READONLY_TOKEN = "local-readonly-token"
 READONLY_EMAIL = "storybench-reader@example.com"
 
+# Parents before junctions: deleting in reverse order removes the junction rows first.
 COLLECTIONS = (
     "prompt_set_versions",
     "prompt_sequences",
     "prompts",
+    "evaluation_versions",
+    "evaluation_criteria",
+    "scoring",
     "prompt_set_versions_prompt_sequences",
     "prompt_sequences_prompts",
+    "evaluation_versions_evaluation_criteria",
+    "evaluation_versions_scoring",
 )
 
 
@@ -195,22 +208,30 @@ def _run_cli(args: list[str], env: dict[str, str], cwd: Path) -> None:
     )
 
 
-def template_db() -> Path:
-    """The bootstrapped database with the schema and the read-only user, built once."""
+def template_db(*, minimal: bool = False) -> Path:
+    """The bootstrapped database with the schema and the read-only user, built once.
+
+    The full schema comes from the committed snapshot (``schema apply``); the minimal one
+    (``minimal=True``: no optional field) is created over REST from :func:`schema_definition`.
+    """
     directus_dir = install()
     stamp = _stamp(DIRECTUS_PACKAGE_DIR / "package-lock.json", SCHEMA_FILE, Path(__file__))
-    target = cache_root() / f"template-{stamp}.db"
+    target = cache_root() / f"template-{'minimal-' if minimal else ''}{stamp}.db"
     if target.exists():
         return target
-    _say("building the template database (bootstrap, schema, read-only user) ...")
+    what = "minimal schema" if minimal else "schema"
+    _say(f"building the template database (bootstrap, {what}, read-only user) ...")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="directus-template-") as tmp:
         work = Path(tmp)
         db = work / "directus.db"
         env = server_env(work, db, free_port())
         _run_cli(["bootstrap"], env, directus_dir)
-        _run_cli(["schema", "apply", "--yes", str(SCHEMA_FILE)], env, directus_dir)
+        if not minimal:
+            _run_cli(["schema", "apply", "--yes", str(SCHEMA_FILE)], env, directus_dir)
         with DirectusServer.start_from(db, copy=False) as server:
+            if minimal:
+                create_schema(server, minimal=True)
             server.create_readonly_user()
         partial = target.with_suffix(".partial")
         shutil.copy2(db, partial)
@@ -249,14 +270,21 @@ class DirectusServer(ServerProcess):
         ready_timeout: float = 90.0,
         env_overrides: Mapping[str, str] | None = None,
         ready_statuses: frozenset[int] = frozenset({200}),
+        realtime: bool = False,
     ) -> DirectusServer:
+        """Start a server on a copy of ``db_template`` (or on it, ``copy=False``).
+
+        ``realtime``: serve WebSocket subscriptions at ``/websocket`` (off by default, as in
+        most deployments); ``env_overrides`` win over it.
+        """
         workdir = Path(tempfile.mkdtemp(prefix="directus-run-"))
         if copy:
             db = workdir / "directus.db"
             shutil.copy2(db_template, db)
         else:
             db = db_template
-        overrides = dict(env_overrides or {})
+        overrides = {"WEBSOCKETS_ENABLED": "true"} if realtime else {}
+        overrides.update(env_overrides or {})
         port = port or free_port()
         server = cls(
             process=_start_directus(workdir, db, port, overrides),
@@ -308,7 +336,7 @@ class DirectusServer(ServerProcess):
         )
 
     def create_readonly_user(self) -> None:
-        """A policy that may read the five collections, a role with it, a user with a token."""
+        """A policy that may read every collection, a role with it, a user with a token."""
         with self.admin() as c:
             policy = _data(
                 c.post(
@@ -354,8 +382,15 @@ class DirectusServer(ServerProcess):
 
     def create_version(self, payload: dict[str, Any]) -> int:
         """Create one prompt set version with its nested sequences and prompts; return its id."""
+        return self.create_item("prompt_set_versions", payload)
+
+    def create_evaluation_version(self, payload: dict[str, Any]) -> int:
+        """Create one evaluation version with its nested criteria and scoring; return its id."""
+        return self.create_item("evaluation_versions", payload)
+
+    def create_item(self, collection: str, payload: dict[str, Any]) -> int:
         with self.admin() as c:
-            return int(_data(c.post("/items/prompt_set_versions", json=payload))["id"])
+            return int(_data(c.post(f"/items/{collection}", json=payload))["id"])
 
     def update_item(self, collection: str, item_id: int, changes: dict[str, Any]) -> None:
         with self.admin() as c:
@@ -382,14 +417,17 @@ def _data(response: httpx.Response) -> Any:
 
 
 @contextlib.contextmanager
-def running_directus(seed: bool = True) -> Iterator[DirectusServer]:
-    """Install if needed, start a fresh server from the template, seed the sample sets."""
-    from devserver.sample_data import seed_sample_sets
+def running_directus(
+    seed: bool = True, *, minimal: bool = False, realtime: bool = False
+) -> Iterator[DirectusServer]:
+    """Install if needed, start a fresh server from the template, seed the sample sets
+    (prompt sets and evaluation sets)."""
+    from devserver.sample_data import seed_all
 
-    server = DirectusServer.start_from(template_db())
+    server = DirectusServer.start_from(template_db(minimal=minimal), realtime=realtime)
     try:
         if seed:
-            seed_sample_sets(server)
+            seed_all(server, minimal=minimal)
         yield server
     finally:
         server.stop()
@@ -448,7 +486,53 @@ def _m2m_alias(name: str) -> dict[str, Any]:
     }
 
 
-def schema_definition() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _junction(name: str, left: str, right: str) -> dict[str, Any]:
+    return {
+        "collection": name,
+        "meta": {"hidden": True, "icon": "import_export"},
+        "schema": {},
+        "fields": [
+            _pk(),
+            _f(left, "integer", meta={"hidden": True}),
+            _f(right, "integer", meta={"hidden": True}),
+        ],
+    }
+
+
+def _m2m(
+    junction: str, parent: str, parent_column: str, alias: str, child: str, child_column: str
+) -> list[dict[str, Any]]:
+    """The two relations of a many-to-many: the junction's column to each side."""
+
+    def rel(column: str, related: str, one_field: str | None, other: str) -> dict[str, Any]:
+        return {
+            "collection": junction,
+            "field": column,
+            "related_collection": related,
+            "meta": {"one_field": one_field, "junction_field": other, "sort_field": None},
+            "schema": {"on_delete": "SET NULL"},
+        }
+
+    return [
+        rel(child_column, child, None, parent_column),
+        rel(parent_column, parent, alias, child_column),
+    ]
+
+
+def schema_definition(
+    *, minimal: bool = False
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every collection and relation, in REST terms.
+
+    ``minimal``: only the fields the content needs (ids, status, version numbers, names,
+    texts, order, scale, criteria, guidelines and the relations); no names of versions,
+    descriptions, dates, sort or storybench's extra metadata. An editor's Directus may lack
+    any of those, and reading must still work.
+    """
+
+    def optional(*fields: dict[str, Any]) -> list[dict[str, Any]]:
+        return [] if minimal else list(fields)
+
     collections = [
         {
             "collection": "prompt_set_versions",
@@ -458,12 +542,14 @@ def schema_definition() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
                 _pk(),
                 _status(),
                 _f("version_number", "integer", schema={"is_nullable": False, "is_unique": True}),
-                _f("version_name", "string"),
-                _f("description", "text"),
-                *_dates(),
-                _f("published_at", "timestamp"),
-                _f("published_by", "string"),
-                _f("based_on_version_number", "integer"),
+                *optional(
+                    _f("version_name", "string"),
+                    _f("description", "text"),
+                    *_dates(),
+                    _f("published_at", "timestamp"),
+                    _f("published_by", "string"),
+                    _f("based_on_version_number", "integer"),
+                ),
                 _m2m_alias("sequences_in_set"),
             ],
         },
@@ -475,8 +561,7 @@ def schema_definition() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
                 _pk(),
                 _status(),
                 _f("sequence_name", "string", schema={"is_nullable": False}),
-                _f("sequence_description", "text"),
-                *_dates(),
+                *optional(_f("sequence_description", "text"), *_dates()),
                 _m2m_alias("prompts_in_sequence"),
             ],
         },
@@ -490,70 +575,115 @@ def schema_definition() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
                 _f("name", "string", schema={"is_nullable": False}),
                 _f("text", "text", schema={"is_nullable": False}),
                 _f("order_in_sequence", "integer"),
-                _f("guidance_notes", "text"),
-                _f("expected_outcome_summary", "text"),
-                _f("tags", "json", meta={"special": ["cast-json"], "interface": "tags"}),
-                *_dates(),
+                *optional(
+                    _f("guidance_notes", "text"),
+                    _f("expected_outcome_summary", "text"),
+                    _f("tags", "json", meta={"special": ["cast-json"], "interface": "tags"}),
+                    *_dates(),
+                ),
             ],
         },
+        _junction(
+            "prompt_set_versions_prompt_sequences", "prompt_set_versions_id", "prompt_sequences_id"
+        ),
+        _junction("prompt_sequences_prompts", "prompt_sequences_id", "prompts_id"),
         {
-            "collection": "prompt_set_versions_prompt_sequences",
-            "meta": {"hidden": True, "icon": "import_export"},
+            "collection": "evaluation_versions",
+            "meta": {"icon": "rule", "note": "Versioned evaluation criteria"},
             "schema": {},
             "fields": [
                 _pk(),
-                _f("prompt_set_versions_id", "integer", meta={"hidden": True}),
-                _f("prompt_sequences_id", "integer", meta={"hidden": True}),
+                _status(),
+                _f("version_number", "integer", schema={"is_nullable": False, "is_unique": True}),
+                *optional(
+                    _f("version_name", "string"),
+                    _f("description", "text"),
+                    *_dates(),
+                    # storybench's own Directus spells it so; kept to read it as it is.
+                    _f("pubslihed_at", "timestamp"),
+                    _f("published_by", "string"),
+                    _f("based_on_version_number", "integer"),
+                ),
+                _m2m_alias("evaluation_criteria_in_version"),
+                _m2m_alias("scoring_in_version"),
             ],
         },
         {
-            "collection": "prompt_sequences_prompts",
-            "meta": {"hidden": True, "icon": "import_export"},
+            "collection": "evaluation_criteria",
+            "meta": {"icon": "checklist"},
             "schema": {},
             "fields": [
                 _pk(),
-                _f("prompt_sequences_id", "integer", meta={"hidden": True}),
-                _f("prompts_id", "integer", meta={"hidden": True}),
+                _f("name", "string", schema={"is_nullable": False}),
+                *optional(_f("description", "text")),
+                _f("scale", "integer", schema={"is_nullable": False, "default_value": 5}),
+                _f("criteria", "text", schema={"is_nullable": False}),
+                *optional(*_dates()),
             ],
         },
+        {
+            "collection": "scoring",
+            "meta": {"icon": "scoreboard"},
+            "schema": {},
+            "fields": [
+                _pk(),
+                *optional(_f("name", "string")),
+                _f("guidelines", "text", schema={"is_nullable": False}),
+                *optional(*_dates()),
+            ],
+        },
+        _junction(
+            "evaluation_versions_evaluation_criteria",
+            "evaluation_versions_id",
+            "evaluation_criteria_id",
+        ),
+        _junction("evaluation_versions_scoring", "evaluation_versions_id", "scoring_id"),
     ]
-
-    def rel(
-        junction: str, column: str, related: str, one_field: str | None, other: str
-    ) -> dict[str, Any]:
-        return {
-            "collection": junction,
-            "field": column,
-            "related_collection": related,
-            "meta": {"one_field": one_field, "junction_field": other, "sort_field": None},
-            "schema": {"on_delete": "SET NULL"},
-        }
-
     relations = [
-        rel(
+        *_m2m(
             "prompt_set_versions_prompt_sequences",
-            "prompt_sequences_id",
-            "prompt_sequences",
-            None,
-            "prompt_set_versions_id",
-        ),
-        rel(
-            "prompt_set_versions_prompt_sequences",
-            "prompt_set_versions_id",
             "prompt_set_versions",
+            "prompt_set_versions_id",
             "sequences_in_set",
+            "prompt_sequences",
             "prompt_sequences_id",
         ),
-        rel("prompt_sequences_prompts", "prompts_id", "prompts", None, "prompt_sequences_id"),
-        rel(
+        *_m2m(
             "prompt_sequences_prompts",
-            "prompt_sequences_id",
             "prompt_sequences",
+            "prompt_sequences_id",
             "prompts_in_sequence",
+            "prompts",
             "prompts_id",
+        ),
+        *_m2m(
+            "evaluation_versions_evaluation_criteria",
+            "evaluation_versions",
+            "evaluation_versions_id",
+            "evaluation_criteria_in_version",
+            "evaluation_criteria",
+            "evaluation_criteria_id",
+        ),
+        *_m2m(
+            "evaluation_versions_scoring",
+            "evaluation_versions",
+            "evaluation_versions_id",
+            "scoring_in_version",
+            "scoring",
+            "scoring_id",
         ),
     ]
     return collections, relations
+
+
+def create_schema(server: DirectusServer, *, minimal: bool = False) -> None:
+    """Create every collection and relation over REST on a bootstrapped server."""
+    collections, relations = schema_definition(minimal=minimal)
+    with server.admin() as c:
+        for col in collections:
+            _data(c.post("/collections", json=col))
+        for r in relations:
+            _data(c.post("/relations", json=r))
 
 
 def write_snapshot() -> None:
@@ -564,12 +694,8 @@ def write_snapshot() -> None:
         db = work / "directus.db"
         env = server_env(work, db, free_port())
         _run_cli(["bootstrap"], env, directus_dir)
-        with DirectusServer.start_from(db, copy=False) as server, server.admin() as c:
-            collections, relations = schema_definition()
-            for col in collections:
-                _data(c.post("/collections", json=col))
-            for r in relations:
-                _data(c.post("/relations", json=r))
+        with DirectusServer.start_from(db, copy=False) as server:
+            create_schema(server)
         _run_cli(["schema", "snapshot", "--yes", str(SCHEMA_FILE)], env, directus_dir)
     _say(f"wrote {SCHEMA_FILE}")
 
@@ -579,13 +705,20 @@ def main(argv: list[str]) -> int:
     if command == "install":
         install()
     elif command == "template":
-        print(template_db())
+        print(template_db(minimal="--minimal" in argv[1:]))
     elif command == "snapshot":
         write_snapshot()
     elif command == "serve":
+        flags = set(argv[1:])
+        unknown = flags - {"--minimal", "--realtime"}
+        if unknown:
+            print(f"unknown option(s): {' '.join(sorted(unknown))}\n{__doc__}", file=sys.stderr)
+            return 2
         # Stop the server too when this process is asked to stop.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        with running_directus() as server:
+        with running_directus(
+            minimal="--minimal" in flags, realtime="--realtime" in flags
+        ) as server:
             print(json.dumps({"url": server.url, "token": server.readonly_token}), flush=True)
             with contextlib.suppress(KeyboardInterrupt):
                 server.process.wait()

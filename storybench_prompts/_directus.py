@@ -1,11 +1,15 @@
-"""The Directus source: reads published prompt sets over HTTP (httpx, async).
+"""The Directus source: reads published versioned sets over HTTP (httpx, async).
 
-One pooled ``httpx.AsyncClient`` per instance. Every httpx error and every non-2xx answer is
-mapped to our error tree in :func:`map_transport_errors` and :func:`error_for_response`.
+One source reads one content kind (prompt sets by default, evaluation sets with
+``kind=EVALUATION_SETS``); every query comes from the kind, so the same code serves both.
+Siblings made with :meth:`DirectusSource.for_kind` share one pooled ``httpx.AsyncClient``.
+Every httpx error and every non-2xx answer is mapped to our error tree in
+:func:`map_transport_errors` and :func:`error_for_response`.
 """
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import ipaddress
 import json
@@ -16,13 +20,21 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Self, cast
 from urllib.parse import urlsplit
 
+import anyio
 import httpx
 from pydantic import SecretStr
+from typing_extensions import TypeVar
 
-from ._convert import convert_version, parse_version
+from ._defaults import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_POOL_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_WRITE_TIMEOUT,
+)
 from ._exceptions import (
     ConfigurationError,
     DirectusAuthenticationError,
@@ -35,62 +47,55 @@ from ._exceptions import (
     DirectusRequestError,
     DirectusServerError,
     DirectusTimeoutError,
+    InvalidPromptSetError,
 )
-from ._models import PromptSet, Provenance, VersionInfo
+from ._kinds import PROMPT_SETS, ContentKind
+from ._models import PromptSet, Provenance, Status, VersionedContent, VersionInfo
 from ._retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_READ_TIMEOUT",
-    "DirectusClient",
     "DirectusSource",
     "DirectusTimeouts",
 ]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CONNECT_TIMEOUT = 10.0
-# A serverless Directus can take most of a minute to wake; a shorter read timeout would fail
-# requests that would have succeeded. The cache's hedge, not this timeout, keeps callers fast.
-DEFAULT_READ_TIMEOUT = 60.0
-DEFAULT_WRITE_TIMEOUT = 10.0
-DEFAULT_POOL_TIMEOUT = 10.0
-DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
-
-COLLECTION = "prompt_set_versions"
-NESTED_FIELDS = ",".join(
-    [
-        "*",
-        "sequences_in_set.id",
-        "sequences_in_set.prompt_sequences_id.*",
-        "sequences_in_set.prompt_sequences_id.prompts_in_sequence.id",
-        "sequences_in_set.prompt_sequences_id.prompts_in_sequence.prompts_id.*",
-    ]
-)
-# Without these, Directus cuts every nested list at its default limit (100) without saying so.
-NESTED_DEEP = json.dumps(
-    {
-        "sequences_in_set": {
-            "_limit": -1,
-            "prompt_sequences_id": {"prompts_in_sequence": {"_limit": -1}},
-        }
-    },
-    separators=(",", ":"),
-)
-VERSION_FIELDS = (
-    "id,version_number,version_name,description,date_created,date_updated,status,published_at"
-)
+# Without a kind, a source reads prompt sets: ``DirectusSource(url, token)`` is a
+# ``DirectusSource[PromptSet]`` to type checkers too.
+C = TypeVar("C", bound=VersionedContent, default=PromptSet)
+D = TypeVar("D", bound=VersionedContent)
 
 
 @dataclass(frozen=True, slots=True)
 class DirectusTimeouts:
-    """Seconds allowed for each phase of a request."""
+    """Seconds allowed for each phase of a request, and for a whole attempt.
+
+    httpx's ``read`` timeout bounds each read from the socket, not the answer: a server that
+    sends a few bytes just inside it, again and again, would hold an attempt open forever.
+    ``attempt`` bounds one attempt from start to the last byte of the body (connection,
+    headers and body together); None means ``connect + read``, as long as a server that
+    connects slowly and then answers at the last moment needs, and no longer.
+    """
 
     connect: float = DEFAULT_CONNECT_TIMEOUT
     read: float = DEFAULT_READ_TIMEOUT
     write: float = DEFAULT_WRITE_TIMEOUT
     pool: float = DEFAULT_POOL_TIMEOUT
+    attempt: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read", "write", "pool", "attempt"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ConfigurationError(f"Directus {name} timeout must be > 0 s, got {value!r}")
+
+    @property
+    def attempt_limit(self) -> float:
+        """Seconds one attempt may take in all: ``attempt``, or ``connect + read``."""
+        return self.attempt if self.attempt is not None else self.connect + self.read
 
     def to_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
@@ -196,11 +201,17 @@ def map_transport_errors(what: str, timeouts: DirectusTimeouts) -> Iterator[None
         ) from exc
 
 
-class DirectusSource:
-    """Reads published prompt sets from Directus. Implements ``PromptRepository``.
+class DirectusSource(Generic[C]):
+    """Reads the published sets of one content kind from Directus; a ``PromptRepository[C]``.
 
-    ``url`` and ``token`` default to ``DIRECTUS_URL`` and ``DIRECTUS_TOKEN``. ``transport`` is
-    an httpx transport to use instead of the network (tests, proxies, counting).
+    ``url`` and ``token`` default to ``DIRECTUS_URL`` and ``DIRECTUS_TOKEN``. ``kind`` says
+    what is read (:data:`PROMPT_SETS` by default, or ``EVALUATION_SETS``): its collection, its
+    nested query, its converter, and the noun every message uses. ``transport`` is an httpx
+    transport to use instead of the network (tests, proxies, counting).
+
+    Each attempt has one deadline for the whole answer (``timeouts.attempt_limit``); the
+    retries have another for the whole call (``retry.deadline``). The token never appears in
+    a repr, a log line or an error.
     """
 
     name = "directus"
@@ -210,6 +221,9 @@ class DirectusSource:
         url: str | None = None,
         token: str | SecretStr | None = None,
         *,
+        # The TypeVar's default (PromptSet) types a source built without a kind; mypy cannot
+        # see that the default value matches it.
+        kind: ContentKind[C] = PROMPT_SETS,  # type: ignore[assignment]
         timeouts: DirectusTimeouts | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
@@ -229,6 +243,7 @@ class DirectusSource:
                 f"DIRECTUS_URL must be an http(s) URL with a host, got {parts.scheme or 'no'} scheme"
             )
         self.url = url.strip().rstrip("/")
+        self.kind = kind
         self._token = token if isinstance(token, SecretStr) else SecretStr(token)
         self.timeouts = timeouts or DirectusTimeouts()
         self.retry = retry
@@ -249,9 +264,22 @@ class DirectusSource:
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=10),
             follow_redirects=False,
         )
+        self._owns_client = True
+
+    def for_kind(self, kind: ContentKind[D]) -> DirectusSource[D]:
+        """A source for another kind on the same Directus, sharing this one's connections.
+
+        The sibling has the same URL, token, timeouts, retries and size cap. Only the
+        original closes the shared client: close it last; the sibling's ``aclose`` does
+        nothing.
+        """
+        sibling = cast("DirectusSource[D]", copy.copy(self))
+        sibling.kind = kind
+        sibling._owns_client = False
+        return sibling
 
     def __repr__(self) -> str:
-        return f"DirectusSource(url={self.url!r}, token=***)"
+        return f"DirectusSource(url={self.url!r}, kind={self.kind.name!r}, token=***)"
 
     async def __aenter__(self) -> Self:
         return self
@@ -265,14 +293,24 @@ class DirectusSource:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._owns_client:
+            await self._client.aclose()
 
     # -- HTTP ------------------------------------------------------------------------------
 
     async def _get_once(self, path: str, params: Mapping[str, str], what: str) -> Any:
-        with map_transport_errors(what, self.timeouts):
-            async with self._client.stream("GET", path, params=params) as response:
-                body = await self._read_capped(response, what)
+        limit = self.timeouts.attempt_limit
+        # httpx's read timeout is per read; this scope bounds the whole attempt, so a body
+        # trickled just inside the read timeout still ends at ``limit``.
+        with anyio.move_on_after(limit) as scope:
+            with map_transport_errors(what, self.timeouts):
+                async with self._client.stream("GET", path, params=params) as response:
+                    body = await self._read_capped(response, what)
+        if scope.cancelled_caught:
+            raise DirectusTimeoutError(
+                f"Directus did not finish answering {what} within {limit:g} s "
+                "(the deadline of one attempt)"
+            )
         if not 200 <= response.status_code < 300:
             raise error_for_response(response.status_code, response.headers, body, what)
         try:
@@ -317,7 +355,10 @@ class DirectusSource:
             logger.info("retrying %s in %.2f s after attempt %d: %s", what, wait, attempt, exc)
 
         return await call_with_retries(
-            lambda: self._get_once(path, params, what), self.retry, on_retry=log_retry
+            lambda: self._get_once(path, params, what),
+            self.retry,
+            what=what,
+            on_retry=log_retry,
         )
 
     async def request_json(
@@ -367,128 +408,124 @@ class DirectusSource:
 
     # -- queries ---------------------------------------------------------------------------
 
+    @property
+    def _items(self) -> str:
+        return f"/items/{self.kind.collection}"
+
     async def test_connection(self) -> bool:
-        """True when Directus answers and the token may read the prompt set collection.
+        """True when Directus answers and the token may read the kind's collection.
 
         Raises the typed error (authentication, connection, ...) when it cannot.
         """
         await self.query(
-            f"/items/{COLLECTION}", {"limit": "1", "fields": "id"}, "the connection test"
+            self._items,
+            {"limit": "1", "fields": "id"},
+            f"the connection test (reading {self.kind.collection})",
         )
         return True
 
     async def list_versions(self) -> list[VersionInfo]:
+        """Every published version, lowest ``version_number`` first.
+
+        Asks for ``fields=*``: naming a field the schema lacks (``date_created`` on a
+        collection created without it) makes Directus refuse the whole query with 403, and
+        only ``version_number`` is needed here; every other field is read where it exists.
+        """
+        noun = self.kind.noun
         data = await self.query(
-            f"/items/{COLLECTION}",
+            self._items,
             {
-                "filter[status][_eq]": "published",
-                "fields": VERSION_FIELDS,
+                "filter[status][_eq]": Status.PUBLISHED.value,
+                "fields": "*",
                 "sort": "version_number",
                 "limit": "-1",
             },
-            "the list of published versions",
+            f"the list of published {noun}s",
         )
         if not isinstance(data, list):
-            raise DirectusInvalidResponseError("Directus version listing: 'data' is not a list")
+            raise DirectusInvalidResponseError(
+                f"Directus listing of published {noun}s: 'data' is not a list"
+            )
         out: list[VersionInfo] = []
         for i, item in enumerate(data):
             try:
-                out.append(
-                    VersionInfo(
-                        version=item["version_number"],
-                        version_name=item.get("version_name"),
-                        directus_id=item.get("id"),
-                        status=item.get("status", "published"),
-                        description=item.get("description"),
-                        created_at=item.get("date_created"),
-                        updated_at=item.get("date_updated"),
-                        published_at=item.get("published_at"),
-                    )
-                )
+                out.append(_version_info(item))
             except (KeyError, TypeError, AttributeError, ValueError) as exc:
                 raise DirectusInvalidResponseError(
-                    f"Directus version listing: item {i} is malformed ({exc})"
+                    f"Directus listing of published {noun}s: item {i} is malformed ({exc})"
                 ) from exc
         return out
 
-    async def _fetch_one(self, params: dict[str, str], what: str, version: int | None) -> PromptSet:
-        params = {**params, "fields": NESTED_FIELDS, "deep": NESTED_DEEP, "limit": "1"}
-        data = await self.query(f"/items/{COLLECTION}", params, what)
+    async def _fetch_one(self, params: dict[str, str], what: str, version: int | None) -> C:
+        params = {
+            **params,
+            "fields": self.kind.nested_fields,
+            "deep": self.kind.nested_deep,
+            "limit": "1",
+        }
+        data = await self.query(self._items, params, what)
         if not isinstance(data, list):
             raise DirectusInvalidResponseError(f"Directus answer to {what}: 'data' is not a list")
         if not data:
-            raise DirectusNotFoundError(
-                f"no published prompt set {what.removeprefix('prompt set ')} in Directus",
-                version=version,
-            )
+            noun = self.kind.noun
+            missing = f"{noun} version {version}" if version is not None else noun
+            raise DirectusNotFoundError(f"no published {missing} in Directus", version=version)
         fetched_at = time.time()
-        parsed = parse_version(data[0], context=f"Directus {what}")
-        prompt_set = convert_version(parsed)
-        return prompt_set.with_provenance(
+        try:
+            content = self.kind.convert(data[0])
+        except InvalidPromptSetError as exc:
+            if exc.context:
+                raise
+            raise InvalidPromptSetError(exc.problems, context=f"Directus {what}") from None
+        return content.with_provenance(
             Provenance(source="directus", origin="directus", fetched_at_epoch=fetched_at)
         )
 
-    async def fetch_version(self, version: int) -> PromptSet:
+    async def fetch_version(self, version: int) -> C:
         """The published set with this ``version_number``."""
+        number = int(version)
         return await self._fetch_one(
-            {"filter[status][_eq]": "published", "filter[version_number][_eq]": str(int(version))},
-            f"prompt set version {version}",
-            version,
+            {
+                "filter[status][_eq]": Status.PUBLISHED.value,
+                "filter[version_number][_eq]": str(number),
+            },
+            f"{self.kind.noun} version {number}",
+            number,
         )
 
-    async def fetch_latest(self) -> PromptSet:
+    async def fetch_latest(self) -> C:
         """The published set with the highest ``version_number``."""
         return await self._fetch_one(
-            {"filter[status][_eq]": "published", "sort": "-version_number"},
-            "prompt set (latest)",
+            {"filter[status][_eq]": Status.PUBLISHED.value, "sort": "-version_number"},
+            f"{self.kind.noun} (latest)",
             None,
         )
 
     # -- PromptRepository -------------------------------------------------------------------
 
-    async def get(self, version: int) -> PromptSet:
+    async def get(self, version: int) -> C:
         return await self.fetch_version(version)
 
-    async def latest(self) -> PromptSet:
+    async def latest(self) -> C:
         return await self.fetch_latest()
 
     async def versions(self) -> list[VersionInfo]:
         return await self.list_versions()
 
-    # -- storybench's names ----------------------------------------------------------------
 
-    async def fetch_prompts(self, version_number: int | None = None) -> PromptSet:
-        """storybench's name: the given version, or the latest published one."""
-        if version_number is None:
-            return await self.fetch_latest()
-        return await self.fetch_version(version_number)
-
-    async def list_published_versions(self) -> list[VersionInfo]:
-        """storybench's name for :meth:`list_versions`."""
-        return await self.list_versions()
-
-    @staticmethod
-    def convert_to_storybench_format(version: Mapping[str, Any]) -> PromptSet:
-        """storybench's name: a raw Directus version item to the flat prompt set."""
-        return convert_version(parse_version(version))
-
-
-class DirectusClient(DirectusSource):
-    """storybench's client, by its name and constructor: ``DirectusClient(base_url, token,
-    timeout=60)``, so ``from storybench_prompts import DirectusClient`` is the whole migration.
-
-    ``timeout`` is the read timeout in seconds (a cold serverless Directus can take that long).
-    """
-
-    def __init__(
-        self,
-        base_url: str | None = None,
-        token: str | SecretStr | None = None,
-        timeout: float = DEFAULT_READ_TIMEOUT,
-        **options: Any,
-    ) -> None:
-        options.setdefault("timeouts", DirectusTimeouts(read=float(timeout)))
-        super().__init__(base_url, token, **options)
-
-    def __repr__(self) -> str:
-        return f"DirectusClient(base_url={self.url!r}, token=***)"
+def _version_info(item: Mapping[str, Any]) -> VersionInfo:
+    """One listed version; every field but ``version_number`` may be absent from the schema."""
+    published_at = item.get("published_at")
+    if published_at is None:
+        # storybench's evaluation_versions spells it this way.
+        published_at = item.get("pubslihed_at")
+    return VersionInfo(
+        version=item["version_number"],
+        version_name=item.get("version_name"),
+        directus_id=item.get("id"),
+        status=item.get("status") or Status.PUBLISHED,
+        description=item.get("description"),
+        created_at=item.get("date_created"),
+        updated_at=item.get("date_updated"),
+        published_at=published_at,
+    )

@@ -17,6 +17,7 @@
     │   ├── DirectusInvalidResponseError  not JSON, wrong shape, over the size cap
     │   ├── MirrorUnavailableError        MongoDB unreachable or stalled, file I/O failed
     │   ├── MirrorCorruptError            a stored copy fails validation; never served
+    │   ├── FetchInterruptedError         a shared fetch was cancelled or interrupted
     │   └── PromptSetUnavailableError     nothing could serve; ``causes`` holds every error
     └── DirectusClientError ........... base of every ``Directus*Error`` (storybench's name)
         └── DirectusConfigurationError    the drop-in client lacks its URL or token
@@ -49,6 +50,7 @@ __all__ = [
     "DirectusRequestError",
     "DirectusServerError",
     "DirectusTimeoutError",
+    "FetchInterruptedError",
     "InvalidPromptSetError",
     "MirrorCorruptError",
     "MirrorUnavailableError",
@@ -202,6 +204,10 @@ class MirrorCorruptError(SourceUnavailableError):
     def __init__(self, message: str, *, location: str) -> None:
         self.location = location
         super().__init__(message)
+
+
+class FetchInterruptedError(SourceUnavailableError):
+    """A shared fetch ended without an answer (cancelled, or the process interrupted)."""
 
 
 class PromptSetUnavailableError(SourceUnavailableError):

@@ -1,14 +1,19 @@
 """Counters and origin health for the caching repository.
 
 Health follows the data-source status model: ``initializing`` until the origin first answers,
-``valid`` while it answers, ``interrupted`` from the first failure until the next answer. An
-outage is logged once when it starts (WARNING; ERROR for authentication failures, which need a
-person) and once when it ends (INFO), not once per call.
+``valid`` while it answers, ``interrupted`` from the first failed attempt until the next answer.
+An outage is logged once when it starts (WARNING; ERROR for authentication failures, which need
+a person) and once when it ends (INFO), not once per call.
+
+While interrupted, callers are served from cache and mirror and the origin is asked only by
+one *probe* at a time, spaced by exponential backoff with jitter (:class:`ProbeSchedule`), so
+many callers over many keys cause one request per probe interval, not one each.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -17,7 +22,18 @@ from enum import StrEnum
 
 from ._exceptions import DirectusAuthenticationError
 
-__all__ = ["OriginHealth", "OriginState", "OriginStatus", "Stats"]
+__all__ = [
+    "DEFAULT_PROBE_INITIAL",
+    "DEFAULT_PROBE_MAX",
+    "OriginHealth",
+    "OriginState",
+    "OriginStatus",
+    "ProbeSchedule",
+    "Stats",
+]
+
+DEFAULT_PROBE_INITIAL = 0.5
+DEFAULT_PROBE_MAX = 30.0
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +66,14 @@ class Stats:
     mirror_fallbacks: int = 0
     not_found_hits: int = 0
     background_refreshes: int = 0
+    failovers: int = 0
+    """Calls answered from cache or mirror because Directus was failing."""
+    probes: int = 0
     mirror_writes: int = 0
     mirror_write_errors: int = 0
+    withdrawals: int = 0
+    drifts: int = 0
+    """Versions whose content changed in Directus under the same version number."""
     origin_requests: int = 0
     origin_errors: Counter[str] = field(default_factory=Counter)
     origin_latency_total: float = 0.0
@@ -121,3 +143,52 @@ class OriginHealth:
             last_success_at=previous.last_success_at,
             auth_failed=auth,
         )
+
+
+class ProbeSchedule:
+    """When the next recovery probe may start while the origin is failing.
+
+    One probe at a time; after each failure the next is due after a wait that doubles from
+    ``initial`` up to ``maximum``, with full jitter in its upper half (so processes that failed
+    together do not probe together). ``clock`` is monotonic seconds, the cache's clock.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        *,
+        initial: float = DEFAULT_PROBE_INITIAL,
+        maximum: float = DEFAULT_PROBE_MAX,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._clock = clock
+        self._initial = initial
+        self._maximum = maximum
+        self._rand = rand
+        self._failures = 0
+        self._due = 0.0
+        self.in_flight = False
+
+    def failed(self) -> None:
+        """An attempt failed: the next probe waits longer."""
+        ceiling = min(self._maximum, self._initial * (2**self._failures))
+        self._failures += 1
+        self._due = self._clock() + ceiling * (0.5 + 0.5 * self._rand())
+
+    def succeeded(self) -> None:
+        self._failures = 0
+        self._due = 0.0
+
+    def take(self) -> bool:
+        """True (and the probe slot is taken) when a probe may start now."""
+        if self.in_flight or self._clock() < self._due:
+            return False
+        self.in_flight = True
+        return True
+
+    def release(self) -> None:
+        self.in_flight = False
+
+    @property
+    def due_at(self) -> float:
+        return self._due

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from ._convert import ensure_valid
 from ._exceptions import PromptSetNotFoundError
@@ -18,12 +18,16 @@ class InMemoryMirror:
 
     name = "memory"
 
-    def __init__(self, prompt_sets: list[PromptSet] | None = None) -> None:
-        self._sets: dict[int, PromptSet] = {}
+    def __init__(self, prompt_sets: list[Any] | None = None, *, kind: Any = None) -> None:
+        self.kind = kind
+        self._sets: dict[int, Any] = {}
+        self._by_hash: dict[str, Any] = {}
+        self.withdrawn: set[int] = set()
         self.saves = 0
         self.active_version: int | None = None
         for prompt_set in prompt_sets or []:
             self._sets[prompt_set.version] = ensure_valid(prompt_set)
+            self._by_hash[prompt_set.config_hash] = prompt_set
 
     async def __aenter__(self) -> Self:
         return self
@@ -45,7 +49,21 @@ class InMemoryMirror:
             Provenance(source="mirror", origin="directus", fetched_at_epoch=fetched)
         )
 
+    async def get_by_hash(self, config_hash: str) -> Any:
+        try:
+            return self._served(self._by_hash[config_hash])
+        except KeyError:
+            raise PromptSetNotFoundError(f"no {config_hash}") from None
+
+    async def withdraw(self, version: int) -> bool:
+        if version in self._sets and version not in self.withdrawn:
+            self.withdrawn.add(version)
+            return True
+        return False
+
     async def get(self, version: int) -> PromptSet:
+        if version in self.withdrawn:
+            raise PromptSetNotFoundError(f"withdrawn {version}", version=version)
         try:
             return self._served(self._sets[version])
         except KeyError:
@@ -54,12 +72,13 @@ class InMemoryMirror:
             ) from None
 
     async def latest(self) -> PromptSet:
-        if not self._sets:
+        live = [v for v in self._sets if v not in self.withdrawn]
+        if not live:
             raise PromptSetNotFoundError("the memory mirror is empty")
-        return self._served(self._sets[max(self._sets)])
+        return self._served(self._sets[max(live)])
 
     async def versions(self) -> list[VersionInfo]:
-        return [self._sets[v].info() for v in sorted(self._sets)]
+        return [self._sets[v].info() for v in sorted(self._sets) if v not in self.withdrawn]
 
     async def stored_hash(self, version: int) -> str | None:
         stored = self._sets.get(version)
@@ -68,13 +87,17 @@ class InMemoryMirror:
     async def save(self, prompt_set: PromptSet) -> SaveOutcome:
         ensure_valid(prompt_set)
         previous = self._sets.get(prompt_set.version)
+        self.withdrawn.discard(prompt_set.version)
+        self._by_hash[prompt_set.config_hash] = prompt_set
         if previous is not None and previous.config_hash == prompt_set.config_hash:
             return "unchanged"
         self._sets[prompt_set.version] = prompt_set
         self.saves += 1
         return "new" if previous is None else "updated"
 
-    async def activate(self, version: int) -> None:
+    async def activate(self, version: int, *, only_if_none: bool = False) -> None:
+        if only_if_none and self.active_version is not None:
+            return
         if version not in self._sets:
             raise PromptSetNotFoundError(
                 f"the memory mirror holds no version {version}", version=version

@@ -139,7 +139,8 @@ class Provenance(BaseModel):
     """Where a served prompt set came from, and how old it is.
 
     ``source`` is how this call was answered; ``origin`` where the content was first read
-    (``directus`` or the mirror's name). ``fetched_at_epoch`` is wall-clock seconds when the
+    (``directus`` or the mirror's name); ``stale`` that it is past its TTL, ``hedged`` that
+    Directus was slow, ``origin_error`` (the error's kind) that Directus failed. ``fetched_at_epoch`` is wall-clock seconds when the
     content was read from its origin; :attr:`age` is measured from it.
     """
 
@@ -150,6 +151,8 @@ class Provenance(BaseModel):
     fetched_at_epoch: float
     stale: bool = False
     hedged: bool = False
+    origin_error: str | None = None
+    """Set when this copy was served because Directus failed: the kind of that failure."""
 
     @property
     def fetched_at(self) -> datetime:
@@ -168,6 +171,7 @@ class Provenance(BaseModel):
             "age_seconds": round(self.age, 3),
             "stale": self.stale,
             "hedged": self.hedged,
+            "origin_error": self.origin_error,
         }
 
 

@@ -1,36 +1,107 @@
 """Operator tasks built on the repository pieces: comparing Directus with the mirror, and
-checking that every part of the stack works. The CLI prints what these return."""
+checking that every part of the stack works, for any content kind. The CLI prints what these
+return."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
 
 import anyio
 
 from ._directus import DirectusSource
-from ._exceptions import StorybenchPromptsError
-from ._models import VersionInfo
-from ._repository import PromptMirror
+from ._exceptions import DirectusForbiddenError, StorybenchPromptsError
+from ._kinds import ContentKind
+from ._models import VersionedContent, VersionInfo
+from ._repository import PromptMirror, PromptRepository
 
-__all__ = ["CheckResult", "VersionComparison", "compare_versions", "run_checks"]
+__all__ = [
+    "SCHEMAS",
+    "CheckResult",
+    "SchemaExpectation",
+    "VersionComparison",
+    "check_schema",
+    "compare_versions",
+    "run_checks",
+    "schema_expectation",
+]
 
-EXPECTED_SCHEMA: dict[str, tuple[str, ...]] = {
-    "prompt_set_versions": (
-        "id", "version_number", "version_name", "status", "description",
-        "date_created", "date_updated", "published_at", "based_on_version_number",
-        "sequences_in_set",
+C = TypeVar("C", bound=VersionedContent)
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaExpectation:
+    """The Directus fields a kind reads, per collection.
+
+    ``required``: without them the content cannot be read or would be wrong (the nested
+    query names them, or the converter needs them). ``optional``: read where they exist
+    (names, descriptions, dates); a schema without them works. ``a|b`` means either spelling.
+    """
+
+    required: Mapping[str, tuple[str, ...]]
+    optional: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+_DATES = ("date_created", "date_updated")
+
+SCHEMAS: dict[str, SchemaExpectation] = {
+    "prompts": SchemaExpectation(
+        required={
+            "prompt_set_versions": ("id", "version_number", "status", "sequences_in_set"),
+            "prompt_set_versions_prompt_sequences": (
+                "id", "prompt_set_versions_id", "prompt_sequences_id",
+            ),
+            "prompt_sequences": ("id", "sequence_name", "status", "prompts_in_sequence"),
+            "prompt_sequences_prompts": ("id", "prompt_sequences_id", "prompts_id"),
+            # Without order_in_sequence, prompts could only be ordered by name: the wrong order.
+            "prompts": ("id", "name", "text", "status", "order_in_sequence"),
+        },
+        optional={
+            "prompt_set_versions": (
+                "version_name", "description", *_DATES, "published_at", "published_by",
+                "based_on_version_number",
+            ),
+            "prompt_sequences": ("sequence_description", "sort", *_DATES),
+            "prompts": (
+                "guidance_notes", "expected_outcome_summary", "tags", "sort", *_DATES,
+            ),
+        },
     ),
-    "prompt_sequences": ("id", "sequence_name", "sequence_description", "status", "prompts_in_sequence"),
-    "prompts": (
-        "id", "name", "text", "order_in_sequence", "status", "guidance_notes",
-        "expected_outcome_summary", "tags",
+    "evaluations": SchemaExpectation(
+        required={
+            "evaluation_versions": (
+                "id", "version_number", "status", "evaluation_criteria_in_version",
+                "scoring_in_version",
+            ),
+            "evaluation_versions_evaluation_criteria": (
+                "id", "evaluation_versions_id", "evaluation_criteria_id",
+            ),
+            "evaluation_criteria": ("id", "name", "scale", "criteria"),
+            "evaluation_versions_scoring": ("id", "evaluation_versions_id", "scoring_id"),
+            "scoring": ("id", "guidelines"),
+        },
+        optional={
+            "evaluation_versions": (
+                "version_name", "description", *_DATES, "pubslihed_at|published_at",
+                "published_by", "based_on_version_number",
+            ),
+            "evaluation_criteria": ("description", "sort", *_DATES),
+            "scoring": ("name", "sort", *_DATES),
+        },
     ),
-    "prompt_set_versions_prompt_sequences": ("id", "prompt_set_versions_id", "prompt_sequences_id"),
-    "prompt_sequences_prompts": ("id", "prompt_sequences_id", "prompts_id"),
 }  # fmt: skip
+"""What each kind (by ``ContentKind.name``) needs from the Directus schema."""
+
+
+def schema_expectation(kind: ContentKind[Any]) -> SchemaExpectation:
+    """The kind's expectation; for a kind without one, only that its collections are readable."""
+    known = SCHEMAS.get(kind.name)
+    if known is not None:
+        return known
+    return SchemaExpectation(required={c: ("id",) for c in kind.related_collections})
+
 
 VersionState = Literal["same", "missing", "differs", "mirror_only", "unknown"]
 
@@ -46,13 +117,14 @@ class VersionComparison:
 
 
 async def compare_versions(
-    source: DirectusSource, mirror: PromptMirror, *, concurrency: int = 4
+    source: PromptRepository[C], mirror: PromptMirror[C], *, concurrency: int = 4
 ) -> list[VersionComparison]:
-    """Every published Directus version beside the mirror's copy, plus mirror-only versions.
+    """Every published version of the source beside the mirror's copy, plus mirror-only ones.
 
-    Raises when Directus cannot list its versions; a version that fails to load is ``unknown``.
+    Works for any kind: the source and the mirror carry it. Raises when the source cannot
+    list its versions; a version that fails to load is ``unknown``.
     """
-    published = await source.list_versions()
+    published = await source.versions()
     mirrored = {info.version: info for info in await mirror.versions()}
     limiter = anyio.CapacityLimiter(concurrency)
     rows: dict[int, VersionComparison] = {}
@@ -96,78 +168,173 @@ async def compare_versions(
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
+    """One line of ``check``. ``kind`` names the content kind the check is about (None for
+    Directus itself); ``notes`` are remarks that do not fail the check."""
+
     name: str
     ok: bool
     detail: str
+    kind: str | None = None
+    notes: tuple[str, ...] = ()
 
 
-async def _check(name: str, probe: Callable[[], Awaitable[str]]) -> CheckResult:
+class _CheckFailed(StorybenchPromptsError):
+    pass
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+async def _check(
+    name: str, probe: Callable[[], Awaitable[str]], kind: str | None = None
+) -> CheckResult:
     try:
-        return CheckResult(name, True, await probe())
+        return CheckResult(name, True, await probe(), kind)
     except StorybenchPromptsError as exc:
-        return CheckResult(name, False, str(exc).splitlines()[0])
+        return CheckResult(name, False, _first_line(exc), kind)
+
+
+async def _absent_fields(
+    source: DirectusSource[Any], collection: str, fields: Sequence[str]
+) -> list[str]:
+    """The fields (``a|b``: either) that Directus will not return from ``collection``.
+
+    Only read permission is needed: naming a field the schema lacks answers 403, as a missing
+    permission does. One query asks for all; only when it is refused is each field asked
+    for alone, to name the missing ones.
+    """
+    if not fields:
+        return []
+
+    async def readable(names: Sequence[str]) -> bool:
+        try:
+            await source.query(
+                f"/items/{collection}",
+                {"limit": "1", "fields": ",".join(names)},
+                f"the schema check of {collection}",
+            )
+        except DirectusForbiddenError:
+            return False
+        return True
+
+    if await readable([spec.split("|")[0] for spec in fields]):
+        return []
+    absent = []
+    for spec in fields:
+        alternatives = spec.split("|")
+        present = False
+        for name in alternatives:
+            if await readable([name]):
+                present = True
+                break
+        if not present:
+            absent.append(" or ".join(alternatives))
+    return absent
+
+
+async def check_schema(source: DirectusSource[Any]) -> tuple[str, list[str]]:
+    """Check the source kind's collections: raise when a needed field is absent.
+
+    Returns a summary and one note per collection lacking optional fields.
+    """
+    expectation = schema_expectation(source.kind)
+    problems: list[str] = []
+    unreadable: set[str] = set()
+    notes: list[str] = []
+    for collection, required in expectation.required.items():
+        absent = await _absent_fields(source, collection, required)
+        if "id" in absent:
+            # Every item has an `id`: the collection is missing, or the token may not read it.
+            unreadable.add(collection)
+            problems.append(f"{collection}: collection missing or not readable by the token")
+        elif absent:
+            problems.append(f"{collection} lacks {', '.join(absent)}")
+    for collection, optional in expectation.optional.items():
+        if collection in unreadable:
+            continue
+        absent = await _absent_fields(source, collection, optional)
+        if absent:
+            notes.append(f"{collection} has no optional {', '.join(absent)}")
+    if problems:
+        raise _CheckFailed(f"{source.kind.noun} schema: {'; '.join(problems)}")
+    return f"{len(expectation.required)} collections with the needed fields", notes
 
 
 async def run_checks(
-    source: DirectusSource,
-    mirror: PromptMirror,
+    sources_and_mirrors: Sequence[tuple[DirectusSource[Any], PromptMirror[Any]]],
     *,
     max_mirror_age: float = 7 * 24 * 3600.0,
 ) -> list[CheckResult]:
-    """Directus reachable, token valid, schema as expected; mirror reachable, writable, fresh."""
+    """Directus reachable with a valid token; then, for each kind, its schema, its mirror
+    reachable and writable, and the mirror fresh.
+
+    One ``(source, mirror)`` pair per content kind, e.g. ``[(prompts, prompt_mirror),
+    (prompts.for_kind(EVALUATION_SETS), evaluation_mirror)]``. The ``directus`` result comes
+    first (``kind`` None); every other result names its kind. Optional fields the schema lacks
+    are notes on the ``schema`` result, not failures.
+    """
+    if not sources_and_mirrors:
+        raise ValueError("run_checks needs at least one (source, mirror) pair")
     results: list[CheckResult] = []
+    first = sources_and_mirrors[0][0]
 
     async def reachable() -> str:
-        await source.test_connection()
-        return f"{source.url} answers and the token may read prompt_set_versions"
+        await first.test_connection()
+        return f"{first.url} answers and the token may read {first.kind.collection}"
 
     results.append(await _check("directus", reachable))
     directus_ok = results[-1].ok
+    for source, mirror in sources_and_mirrors:
+        results.extend(await _kind_checks(source, mirror, directus_ok, max_mirror_age))
+    return results
 
-    async def schema() -> str:
-        # Asking for every expected field through the data API needs only read permission:
-        # a missing collection or field answers 403 FORBIDDEN, as a missing permission does.
-        for collection, fields in EXPECTED_SCHEMA.items():
-            await source.query(
-                f"/items/{collection}",
-                {"limit": "1", "fields": ",".join(fields)},
-                f"the schema check of {collection}",
-            )
-        return f"{len(EXPECTED_SCHEMA)} collections with the expected fields"
 
-    if directus_ok:
-        results.append(await _check("schema", schema))
+async def _kind_checks(
+    source: DirectusSource[Any],
+    mirror: PromptMirror[Any],
+    directus_ok: bool,
+    max_mirror_age: float,
+) -> list[CheckResult]:
+    kind = source.kind
+    results: list[CheckResult] = []
+
+    if not directus_ok:
+        results.append(CheckResult("schema", False, "skipped: Directus unreachable", kind.name))
     else:
-        results.append(CheckResult("schema", False, "skipped: Directus unreachable"))
+        try:
+            summary, notes = await check_schema(source)
+        except StorybenchPromptsError as exc:
+            results.append(CheckResult("schema", False, _first_line(exc), kind.name))
+        else:
+            results.append(CheckResult("schema", True, summary, kind.name, tuple(notes)))
 
     async def writable() -> str:
         await mirror.check_writable()
         return f"{mirror!r} is reachable and writable"
 
-    results.append(await _check("mirror", writable))
+    results.append(await _check("mirror", writable, kind.name))
 
     async def freshness() -> str:
         stored = await mirror.versions()
         if not stored:
             raise _CheckFailed(
-                "the mirror holds no prompt set: run `storybench-prompts sync --all`"
+                f"the mirror holds no {kind.noun}: run `storybench-prompts sync --all`"
             )
         newest = await mirror.get(stored[-1].version)
-        assert newest.provenance is not None
-        age = time.time() - newest.provenance.fetched_at_epoch
+        fetched = newest.provenance.fetched_at_epoch if newest.provenance else 0.0
+        age = time.time() - fetched
         if directus_ok:
             latest = await source.latest()
             if latest.version not in {info.version for info in stored}:
                 raise _CheckFailed(
-                    f"Directus publishes version {latest.version}, the mirror lacks it: run sync"
+                    f"Directus publishes {kind.noun} version {latest.version}, the mirror "
+                    "lacks it: run sync"
                 )
         if age > max_mirror_age:
             raise _CheckFailed(f"newest mirror copy is {age / 3600:.0f} h old: run sync")
         return f"{len(stored)} version(s), newest v{newest.version} read {age:.0f} s ago"
 
-    results.append(await _check("freshness", freshness))
+    results.append(await _check("freshness", freshness, kind.name))
     return results
-
-
-class _CheckFailed(StorybenchPromptsError):
-    pass

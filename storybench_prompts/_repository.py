@@ -14,10 +14,11 @@ from ._models import VersionedContent, VersionInfo
 __all__ = ["PromptMirror", "PromptRepository", "SaveOutcome"]
 
 C = TypeVar("C", bound=VersionedContent)
+C_co = TypeVar("C_co", bound=VersionedContent, covariant=True)
 
 
 @runtime_checkable
-class PromptRepository(Protocol[C]):
+class PromptRepository(Protocol[C_co]):
     """Read versioned sets (prompt sets or evaluation sets) by version.
 
     Errors: :class:`PromptSetNotFoundError` when the source answered that no such published
@@ -25,11 +26,11 @@ class PromptRepository(Protocol[C]):
     Content that breaks the rules raises :class:`InvalidPromptSetError`.
     """
 
-    async def get(self, version: int) -> C:
+    async def get(self, version: int) -> C_co:
         """The published set with this version number."""
         ...
 
-    async def latest(self) -> C:
+    async def latest(self) -> C_co:
         """The published set with the highest version number."""
         ...
 

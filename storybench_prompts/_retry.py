@@ -16,10 +16,12 @@ from typing import TypeVar
 
 import anyio
 
+from ._attempts import attempt_failed, attempts_allowed
 from ._exceptions import (
     DirectusConnectionError,
     DirectusRateLimitedError,
     DirectusServerError,
+    DirectusTimeoutError,
     StorybenchPromptsError,
 )
 
@@ -43,8 +45,11 @@ class RetryPolicy:
     responses, and read timeouts (a request that already waited the full read timeout is not
     worth doubling). Waits grow exponentially from ``initial_backoff`` up to ``max_backoff``
     with full jitter; a server ``Retry-After`` replaces the computed wait, capped at
-    ``max_retry_after``. No retry starts if it would end past ``deadline`` seconds after the
-    first attempt began.
+    ``max_retry_after``.
+
+    ``deadline`` bounds the whole call, measured from the start of the first attempt: an
+    attempt still running when it passes is cancelled (a :class:`DirectusTimeoutError`), and
+    no wait starts that would end past it (the last error is raised instead).
     """
 
     max_attempts: int = 4
@@ -75,23 +80,46 @@ async def call_with_retries(
     call: Callable[[], Awaitable[T]],
     policy: RetryPolicy,
     *,
+    what: str = "the Directus call",
     on_retry: Callable[[int, BaseException, float], None] | None = None,
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     clock: Callable[[], float] = time.monotonic,
     rand: Callable[[], float] = random.random,
 ) -> T:
+    """``call()``, retried by ``policy``, all within ``policy.deadline`` seconds.
+
+    ``clock`` measures the deadline and ``sleep`` waits between attempts; both are injectable
+    so tests need not wait. The time left is read from ``clock`` before each attempt and the
+    attempt is cancelled when it runs out.
+    """
     started = clock()
     attempt = 1
+    last: StorybenchPromptsError | None = None
+    max_attempts = attempts_allowed(policy.max_attempts)
     while True:
-        try:
-            return await call()
-        except StorybenchPromptsError as exc:
-            if attempt >= policy.max_attempts or not policy.is_retryable(exc):
-                raise
-            wait = policy.wait_before(attempt, exc, rand)
-            if clock() - started + wait > policy.deadline:
-                raise
-            if on_retry is not None:
-                on_retry(attempt, exc, wait)
-            await sleep(wait)
-            attempt += 1
+        remaining = policy.deadline - (clock() - started)
+        failure: StorybenchPromptsError | None = None
+        with anyio.move_on_after(max(0.0, remaining)):
+            try:
+                return await call()
+            except StorybenchPromptsError as exc:
+                failure = exc
+        if failure is None:
+            # Only the deadline's cancellation leaves the scope without a result or an error.
+            raise DirectusTimeoutError(
+                f"{what} did not finish within the {policy.deadline:g} s retry deadline "
+                f"(attempt {attempt})"
+            ) from last
+        last = failure
+        if policy.is_retryable(failure):
+            # The cache learns of the failure now, not after every retry has run.
+            attempt_failed(failure)
+        if attempt >= max_attempts or not policy.is_retryable(failure):
+            raise failure
+        wait = policy.wait_before(attempt, failure, rand)
+        if clock() - started + wait > policy.deadline:
+            raise failure
+        if on_retry is not None:
+            on_retry(attempt, failure, wait)
+        await sleep(wait)
+        attempt += 1

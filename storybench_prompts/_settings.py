@@ -1,13 +1,19 @@
 """Settings from the environment (and a ``.env`` file), and the one place the stack is built.
 
 ``build_repository()`` composes Directus, the cache, and the MongoDB mirror when
-``MONGODB_URI`` is set, else the file mirror. ``docs/configuration.md`` lists every setting.
+``MONGODB_URI`` is set, else the file mirror, once per content kind (prompt sets, and
+evaluation sets as ``.evaluations``), sharing one Directus client, one MongoDB client and one
+view of Directus's health. ``docs/configuration.md`` lists every setting.
+
+The Directus and MongoDB modules are imported only when a stack that uses them is built, so a
+mirror-only process never loads an HTTP client or a database driver it does not need.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,25 +31,25 @@ from ._caching import (
     CachePolicy,
     CachingRepository,
 )
-from ._directus import (
+from ._defaults import (
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_DATABASE,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_READ_TIMEOUT,
-    DirectusSource,
-    DirectusTimeouts,
+    DEFAULT_SERVER_SELECTION_TIMEOUT,
+    DEFAULT_SOCKET_TIMEOUT,
 )
 from ._exceptions import ConfigurationError
 from ._file_mirror import FileMirror, default_mirror_dir
-from ._mongo_mirror import (
-    DEFAULT_DATABASE,
-    DEFAULT_SERVER_SELECTION_TIMEOUT,
-    DEFAULT_SOCKET_TIMEOUT,
-    MongoMirror,
-    redact_uri,
-)
+from ._health import OriginHealth, ProbeSchedule
+from ._kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
+from ._models import EvaluationSet, PromptSet
+from ._redact import redact_uri
 from ._repository import PromptMirror
-from ._retry import RetryPolicy
 from ._sync import DEFAULT_SYNC_CONCURRENCY
+
+if TYPE_CHECKING:
+    from ._directus import DirectusSource
 
 __all__ = ["Settings", "build_mirror", "build_repository", "build_source"]
 
@@ -111,6 +117,9 @@ class Settings(BaseSettings):
         DEFAULT_MIRROR_TIMEOUT, gt=0, validation_alias=_env("MIRROR_TIMEOUT")
     )
     cache_maxsize: int = Field(DEFAULT_MAXSIZE, ge=1, validation_alias=_env("CACHE_MAXSIZE"))
+    probe_initial: float = Field(0.5, gt=0, validation_alias=_env("PROBE_INITIAL"))
+    probe_max: float = Field(30.0, gt=0, validation_alias=_env("PROBE_MAX"))
+    realtime: Literal["auto", "on", "off"] = Field("auto", validation_alias=_env("REALTIME"))
     concurrency: int = Field(DEFAULT_SYNC_CONCURRENCY, ge=1, validation_alias=_env("CONCURRENCY"))
     shared_cache: bool = Field(True, validation_alias=_env("SHARED_CACHE"))
     """The drop-in ``DirectusClient``: share one cached repository per event loop (False: every
@@ -141,10 +150,16 @@ class Settings(BaseSettings):
             mirror_timeout=self.mirror_timeout,
             maxsize=self.cache_maxsize,
             warm_concurrency=self.concurrency,
+            probe_initial=self.probe_initial,
+            probe_max=self.probe_max,
         )
 
 
-def build_source(settings: Settings | None = None) -> DirectusSource:
+def build_source(settings: Settings | None = None) -> DirectusSource[PromptSet]:
+    """The Directus source for prompt sets (``.for_kind(EVALUATION_SETS)`` for the other)."""
+    from ._directus import DirectusSource, DirectusTimeouts
+    from ._retry import RetryPolicy
+
     settings = settings or Settings()
     if not settings.directus_url:
         raise ConfigurationError("Directus URL missing: set DIRECTUS_URL")
@@ -153,6 +168,7 @@ def build_source(settings: Settings | None = None) -> DirectusSource:
     return DirectusSource(
         settings.directus_url,
         settings.directus_token,
+        kind=PROMPT_SETS,
         timeouts=DirectusTimeouts(
             connect=settings.directus_connect_timeout, read=settings.directus_read_timeout
         ),
@@ -163,24 +179,58 @@ def build_source(settings: Settings | None = None) -> DirectusSource:
     )
 
 
-def build_mirror(settings: Settings | None = None) -> PromptMirror:
-    """The MongoDB mirror when ``MONGODB_URI`` is set, else the file mirror."""
+def build_mirror(
+    settings: Settings | None = None, kind: ContentKind[Any] = PROMPT_SETS
+) -> PromptMirror[Any]:
+    """The MongoDB mirror when ``MONGODB_URI`` is set, else the file mirror (for ``kind``)."""
     settings = settings or Settings()
     if settings.mongodb_uri is not None and settings.mongodb_uri.get_secret_value():
-        return MongoMirror(
+        from ._mongo_mirror import MongoMirror
+
+        mongo: PromptMirror[Any] = MongoMirror(
             settings.mongodb_uri.get_secret_value(),
+            kind=kind,
             database_name=settings.mongodb_database,
             server_selection_timeout=settings.mongodb_server_selection_timeout,
             socket_timeout=settings.mongodb_socket_timeout,
         )
-    return FileMirror(settings.resolved_mirror_dir())
+        return mongo
+    return FileMirror(settings.resolved_mirror_dir(), kind=kind)
 
 
-def build_repository(settings: Settings | None = None) -> CachingRepository:
-    """The whole stack from settings: Directus, cache, and a mirror.
+def build_repository(settings: Settings | None = None) -> CachingRepository[PromptSet]:
+    """The whole stack from settings: Directus, cache and mirror for prompt sets, and the
+    same for evaluation sets as ``.evaluations``.
 
     Use it as ``async with build_repository() as prompts: await prompts.latest()``.
     """
     settings = settings or Settings()
-    mirror = build_mirror(settings)  # builds no connection yet, so nothing leaks if the next fails
-    return CachingRepository(build_source(settings), mirror, policy=settings.cache_policy())
+    policy = settings.cache_policy()
+    # Builds no connection yet, so nothing leaks if building the source fails next.
+    mirror = build_mirror(settings)
+    source = build_source(settings)
+    # One Directus behind both kinds: one view of its health, one probe schedule.
+    health = OriginHealth(source.name)
+    probes = ProbeSchedule(time.monotonic, initial=policy.probe_initial, maximum=policy.probe_max)
+    evaluations: CachingRepository[EvaluationSet] = CachingRepository(
+        source.for_kind(EVALUATION_SETS),
+        _sibling(mirror, EVALUATION_SETS),
+        policy=policy,
+        kind=EVALUATION_SETS,
+        health=health,
+        probes=probes,
+    )
+    return CachingRepository(
+        source,
+        mirror,
+        policy=policy,
+        kind=PROMPT_SETS,
+        evaluations=evaluations,
+        health=health,
+        probes=probes,
+    )
+
+
+def _sibling(mirror: PromptMirror[Any], kind: ContentKind[Any]) -> PromptMirror[Any]:
+    sibling: PromptMirror[Any] = mirror.for_kind(kind)  # type: ignore[attr-defined]
+    return sibling

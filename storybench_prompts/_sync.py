@@ -1,48 +1,69 @@
-"""Copying published versions from the source into a mirror, version by version."""
+"""Copying published versions (of any content kind) from the source into a mirror."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 
-from ._exceptions import InvalidPromptSetError, PromptSetNotFoundError, StorybenchPromptsError
-from ._models import PromptSet
+from ._exceptions import (
+    InvalidPromptSetError,
+    MirrorUnavailableError,
+    PromptSetNotFoundError,
+    StorybenchPromptsError,
+)
+from ._models import VersionedContent
 from ._repository import PromptMirror, PromptRepository
 
 __all__ = ["DEFAULT_SYNC_CONCURRENCY", "SyncOutcome", "SyncResult", "sync_versions"]
 
 DEFAULT_SYNC_CONCURRENCY = 4
 
-SyncOutcome = Literal["new", "updated", "unchanged", "refused", "not_found", "failed"]
+SyncOutcome = Literal["new", "updated", "unchanged", "refused", "not_found", "failed", "withdrawn"]
 
 
 @dataclass(frozen=True, slots=True)
 class SyncResult:
-    """What happened to one version. ``refused``: invalid content, the mirror kept its copy."""
+    """What happened to one version. ``refused``: invalid content, the mirror kept its copy.
+    ``withdrawn``: Directus no longer publishes it; the mirror keeps it as a record only."""
 
     version: int
     outcome: SyncOutcome
     config_hash: str | None = None
     previous_hash: str | None = None
     error: StorybenchPromptsError | None = None
-    prompt_set: PromptSet | None = None
+    prompt_set: VersionedContent | None = None
+    """The content synced (a prompt set or an evaluation set)."""
 
     @property
     def ok(self) -> bool:
-        return self.outcome in ("new", "updated", "unchanged")
+        return self.outcome in ("new", "updated", "unchanged", "withdrawn")
+
+    @property
+    def drifted(self) -> bool:
+        """The version's content changed under the same version number."""
+        return self.outcome == "updated" and self.previous_hash is not None
 
 
 async def sync_one(
-    source: PromptRepository, mirror: PromptMirror, version: int, *, dry_run: bool = False
+    source: PromptRepository[Any],
+    mirror: PromptMirror[Any],
+    version: int,
+    *,
+    dry_run: bool = False,
 ) -> SyncResult:
     try:
         prompt_set = await source.get(version)
     except InvalidPromptSetError as exc:
         return SyncResult(version, "refused", error=exc)
     except PromptSetNotFoundError as exc:
+        if not dry_run:
+            try:
+                await mirror.withdraw(version)
+            except StorybenchPromptsError as withdraw_exc:
+                return SyncResult(version, "failed", error=withdraw_exc)
         return SyncResult(version, "not_found", error=exc)
     except StorybenchPromptsError as exc:
         return SyncResult(version, "failed", error=exc)
@@ -62,28 +83,38 @@ async def sync_one(
         return SyncResult(version, "refused", prompt_set.config_hash, error=exc)
     except StorybenchPromptsError as exc:
         return SyncResult(version, "failed", prompt_set.config_hash, error=exc)
+    except Exception as exc:  # a mirror's unexpected failure fails this version only
+        error = MirrorUnavailableError(f"saving version {version} failed: {exc!r}")
+        return SyncResult(version, "failed", prompt_set.config_hash, error=error)
     return SyncResult(version, outcome, prompt_set.config_hash, previous, prompt_set=prompt_set)
 
 
 async def sync_versions(
-    source: PromptRepository,
-    mirror: PromptMirror,
+    source: PromptRepository[Any],
+    mirror: PromptMirror[Any],
     versions: Iterable[int] | None = None,
     *,
     concurrency: int = DEFAULT_SYNC_CONCURRENCY,
     dry_run: bool = False,
     activate: int | None = None,
+    activate_if_none: bool = False,
     on_result: Callable[[SyncResult], None] | None = None,
 ) -> list[SyncResult]:
     """Sync the given versions (default: every published one); results in version order.
 
     A failure for one version does not stop the others; each result says what happened.
     ``activate`` names the version to make active afterwards (storybench's reader then finds
-    it), if it synced. Listing the versions and the activation are the steps whose failure
-    raises.
+    it), if it synced; ``activate_if_none`` activates the highest version synced when the
+    mirror has no active set at all. With no ``versions`` (the full listing), a version the
+    mirror holds but Directus no longer lists is marked withdrawn (outcome ``withdrawn``).
+    Listing the versions and the activation are the steps whose failure raises.
     """
+    withdrawn: list[int] = []
     if versions is None:
-        versions = [info.version for info in await source.versions()]
+        listed = {info.version for info in await source.versions()}
+        held = {info.version for info in await mirror.versions()}
+        withdrawn = sorted(held - listed)
+        versions = listed
     wanted = sorted(set(versions))
     results: dict[int, SyncResult] = {}
     limiter = anyio.CapacityLimiter(max(1, concurrency))
@@ -95,9 +126,27 @@ async def sync_versions(
         if on_result is not None:
             on_result(result)
 
+    async def withdraw(version: int) -> None:
+        try:
+            if not dry_run:
+                await mirror.withdraw(version)
+            result = SyncResult(version, "withdrawn")
+        except StorybenchPromptsError as exc:
+            result = SyncResult(version, "failed", error=exc)
+        results[version] = result
+        if on_result is not None:
+            on_result(result)
+
     async with anyio.create_task_group() as tg:
         for version in wanted:
             tg.start_soon(run, version)
-    if activate is not None and not dry_run and activate in results and results[activate].ok:
-        await mirror.activate(activate)
-    return [results[v] for v in wanted]
+        for version in withdrawn:
+            tg.start_soon(withdraw, version)
+    if not dry_run:
+        synced = [v for v in wanted if results[v].outcome in ("new", "updated", "unchanged")]
+        if activate is not None and activate in synced:
+            await mirror.activate(activate)
+        elif activate_if_none and synced:
+            # Saves may have interleaved in any order: the highest version is what ends active.
+            await mirror.activate(max(synced), only_if_none=True)
+    return [results[v] for v in sorted(results)]

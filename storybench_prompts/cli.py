@@ -2,43 +2,43 @@
 
 A thin shell over the library. Exit codes: 0 success, 1 failure, 2 usage error,
 3 partial sync (some versions refused or failed, the others synced).
+
+Start-up matters here (a lookup should feel instant): the library's modules are imported
+inside the commands that use them, JSON and plain lines are printed with ``click.echo``, and
+``rich`` is loaded only for what a person reads on a terminal (tables, the progress bar).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import anyio
 import click
-from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
-from ._caching import CachingRepository
-from ._directus import DirectusSource
 from ._exceptions import (
     ConfigurationError,
     DirectusAuthenticationError,
     DirectusConnectionError,
     DirectusTimeoutError,
     MirrorUnavailableError,
-    PromptSetNotFoundError,
     StorybenchPromptsError,
 )
-from ._models import PromptSet
-from ._mongo_mirror import MongoMirror
-from ._operations import compare_versions, run_checks
-from ._repository import PromptMirror
-from ._settings import Settings, build_mirror, build_source
-from ._sync import SyncResult, sync_versions
+from ._kinds import EVALUATION_SETS, KINDS, PROMPT_SETS, ContentKind
+
+if TYPE_CHECKING:
+    from ._directus import DirectusSource
+    from ._models import VersionedContent
+    from ._repository import PromptMirror
+    from ._settings import Settings
+    from ._sync import SyncResult
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE", "cli", "main"]
 
@@ -49,8 +49,7 @@ EXIT_PARTIAL = 3
 
 T = TypeVar("T")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+KIND_CHOICES = ["prompts", "evaluations", "all"]
 
 
 class _State:
@@ -60,42 +59,47 @@ class _State:
         self.quiet = quiet
 
     def secrets(self) -> list[str]:
+        from ._redact import uri_password
+
         found = []
         if self.settings.directus_token is not None:
             found.append(self.settings.directus_token.get_secret_value())
         if self.settings.mongodb_uri is not None:
             uri = self.settings.mongodb_uri.get_secret_value()
             found.append(uri)
-            from urllib.parse import urlsplit
-
-            try:
-                password = urlsplit(uri).password
-            except ValueError:
-                password = None
+            password = uri_password(uri)
             if password:
                 found.append(password)
-        return [s for s in found if s]
+        return sorted((s for s in found if s), key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets():
+            text = text.replace(secret, "***")
+        return text
+
+    def say(self, line: str) -> None:
+        """A line for the person running the command (suppressed by --quiet)."""
+        if not self.quiet:
+            click.echo(self.redact(line))
+
+    def data(self, line: str) -> None:
+        """Requested output: always printed."""
+        click.echo(self.redact(line))
+
+    def warn(self, line: str) -> None:
+        click.echo(self.redact(line), err=True)
 
 
 class _RedactSecrets(logging.Filter):
     """Masks every configured secret in log records, whatever logged them."""
 
-    def __init__(self, secrets: list[str]) -> None:
+    def __init__(self, state: _State) -> None:
         super().__init__()
-        self._secrets = sorted(secrets, key=len, reverse=True)
+        self._state = state
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
-        record.msg, record.args = message, None
+        record.msg, record.args = self._state.redact(record.getMessage()), None
         return True
-
-
-def _redact(text: str, state: _State) -> str:
-    for secret in sorted(state.secrets(), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 def _hint(exc: BaseException) -> str:
@@ -112,11 +116,10 @@ def _hint(exc: BaseException) -> str:
 
 def _fail(state: _State, what: str, exc: BaseException, code: int = EXIT_FAILURE) -> NoReturn:
     if state.verbose:
-        err.print(_redact("".join(traceback.format_exception(exc)), state), markup=False)
+        state.warn("".join(traceback.format_exception(exc)))
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     hint = _hint(exc)
-    sentence = f"error: {what}: {first}" + (f" ({hint})" if hint and hint not in first else "")
-    err.print(_redact(sentence, state), markup=False)
+    state.warn(f"error: {what}: {first}" + (f" ({hint})" if hint and hint not in first else ""))
     sys.exit(code)
 
 
@@ -129,14 +132,20 @@ def _run(state: _State, what: str, fn: Callable[[], Awaitable[T]]) -> T:
 
 @contextmanager
 def _settings_errors() -> Iterator[None]:
+    from pydantic import ValidationError
+
     try:
         yield
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
-        err.print(f"error: invalid settings: {problems}", markup=False)
+        click.echo(f"error: invalid settings: {problems}", err=True)
         sys.exit(EXIT_USAGE)
+
+
+def _kinds(choice: str) -> list[ContentKind[Any]]:
+    return [PROMPT_SETS, EVALUATION_SETS] if choice == "all" else [KINDS[choice]]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -172,12 +181,15 @@ def cli(
     mirror_dir: Path | None,
     fallback_after: float | None,
 ) -> None:
-    """Serve storybench's prompt sets from Directus, an in-memory cache and a mirror.
+    """Serve storybench's prompt sets and evaluation criteria from Directus, an in-memory
+    cache and a mirror.
 
     Settings come from flags, the environment (DIRECTUS_URL, DIRECTUS_TOKEN, MONGODB_URI,
     STORYBENCH_PROMPTS_*) and a .env file. Exit codes: 0 ok, 1 failure, 2 usage error,
     3 partial sync.
     """
+    from ._settings import Settings
+
     if env_file is not None and not env_file.is_file():
         raise click.BadParameter(f"{env_file} does not exist", param_hint="--env-file")
     overrides: dict[str, Any] = {}
@@ -191,104 +203,150 @@ def cli(
         settings = Settings(_env_file=env_file or ".env", **overrides)
     state = _State(settings, verbose, quiet)
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_RedactSecrets(state.secrets()))
+    handler.addFilter(_RedactSecrets(state))
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
-    for noisy in ("pymongo", "httpcore", "asyncio"):
+    for noisy in ("pymongo", "httpcore", "httpx", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx.obj = state
 
 
-def _build(state: _State) -> tuple[DirectusSource, PromptMirror]:
+def _source(state: _State) -> DirectusSource[Any]:
+    from ._settings import build_source
+
     try:
-        mirror = build_mirror(state.settings)
-        return build_source(state.settings), mirror
+        return build_source(state.settings)
     except ConfigurationError as exc:
         _fail(state, "configuration", exc)
 
 
-def _mirror_only(state: _State) -> PromptMirror:
+def _mirror(state: _State, kind: ContentKind[Any] = PROMPT_SETS) -> PromptMirror[Any]:
+    from ._settings import build_mirror
+
     try:
-        return build_mirror(state.settings)
+        return build_mirror(state.settings, kind)
     except ConfigurationError as exc:
         _fail(state, "configuration", exc)
+
+
+@asynccontextmanager
+async def _stack(
+    state: _State, kinds: list[ContentKind[Any]]
+) -> AsyncIterator[list[tuple[ContentKind[Any], DirectusSource[Any], PromptMirror[Any]]]]:
+    """One Directus client and one mirror connection, viewed per kind."""
+    mirror = _mirror(state)
+    source = _source(state)
+    try:
+        yield [(k, source.for_kind(k), mirror.for_kind(k)) for k in kinds]  # type: ignore[attr-defined]
+    finally:
+        with anyio.CancelScope(shield=True):
+            await source.aclose()
+            await mirror.aclose()
 
 
 # -- sync ---------------------------------------------------------------------------------
 
 
-def _sync_line(result: SyncResult) -> str:
+def _sync_line(kind: ContentKind[Any], result: SyncResult) -> str:
     hashes = result.config_hash or "-"
     if result.outcome == "updated" and result.previous_hash:
         hashes = f"{result.previous_hash} -> {result.config_hash}"
-    line = f"v{result.version}: {result.outcome} {hashes}"
+    line = f"{kind.name} v{result.version}: {result.outcome} {hashes}"
+    if result.drifted:
+        line += " (content changed under the same version number)"
     if result.error is not None:
         line += f"\n    {str(result.error).replace(chr(10), chr(10) + '    ')}"
     return line
 
 
 def _report_sync(
-    state: _State, results: list[SyncResult], dry_run: bool, activated: int | None = None
+    state: _State,
+    outcomes: list[tuple[ContentKind[Any], list[SyncResult], int | None]],
+    dry_run: bool,
 ) -> int:
-    for result in results:
-        if not state.quiet or not result.ok:
-            (out if result.ok else err).print(_redact(_sync_line(result), state), markup=False)
-    counts: dict[str, int] = {}
-    for result in results:
-        counts[result.outcome] = counts.get(result.outcome, 0) + 1
-    if not state.quiet:
+    every: list[SyncResult] = []
+    for kind, results, activated in outcomes:
+        for result in results:
+            if result.ok:
+                state.say(_sync_line(kind, result))
+            else:
+                state.warn(_sync_line(kind, result))
+        counts: dict[str, int] = {}
+        for result in results:
+            counts[result.outcome] = counts.get(result.outcome, 0) + 1
         summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing to sync"
-        out.print(f"{'dry run: ' if dry_run else ''}{summary}", markup=False)
+        state.say(f"{'dry run: ' if dry_run else ''}{kind.name}: {summary}")
         if activated is not None:
-            out.print(f"active: v{activated}", markup=False)
-    failed = [r for r in results if not r.ok]
+            state.say(f"{kind.name} active: v{activated}")
+        every.extend(results)
+    failed = [r for r in every if not r.ok]
     if not failed:
         return EXIT_OK
-    return EXIT_PARTIAL if len(failed) < len(results) else EXIT_FAILURE
+    return EXIT_PARTIAL if len(failed) < len(every) else EXIT_FAILURE
 
 
 async def _sync(
     state: _State,
+    kinds: list[ContentKind[Any]],
     versions: list[int] | None,
     *,
     latest_only: bool = False,
     dry_run: bool = False,
     progress: bool = False,
     activate: bool = False,
-) -> tuple[list[SyncResult], int | None]:
-    """Sync, then (if asked) activate the highest version synced, as storybench's sync does."""
-    source, mirror = _build(state)
-    async with source, mirror:
-        if latest_only:
-            versions = [(await source.latest()).version]
-        if versions is None:
-            versions = [info.version for info in await source.versions()]
-        target = max(versions) if activate and versions and not dry_run else None
-        # A progress bar on a terminal (--all); nothing extra in a pipe. `disable` keeps one call.
-        with Progress(
-            TextColumn("syncing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            transient=True,
-            disable=not progress,
-        ) as bar:
-            task = bar.add_task("sync", total=len(versions))
-            results = await sync_versions(
-                source,
-                mirror,
-                versions,
-                concurrency=state.settings.concurrency,
-                dry_run=dry_run,
-                activate=target,
-                on_result=lambda _: bar.advance(task),
-            )
-    synced = {r.version for r in results if r.ok}
-    # Only MongoDB has an active set for storybench's reader; say so only where it exists.
-    tracks_active = isinstance(mirror, MongoMirror)
-    return results, target if tracks_active and target in synced else None
+    activate_if_none: bool = False,
+) -> list[tuple[ContentKind[Any], list[SyncResult], int | None]]:
+    """Sync each kind, then (if asked) activate the highest version synced, as storybench's
+    sync does. ``versions=None`` with ``latest_only`` false is the full listing."""
+    from ._sync import sync_versions
+
+    outcomes = []
+    async with _stack(state, kinds) as views:
+        for kind, source, mirror in views:
+            wanted = versions
+            if latest_only:
+                wanted = [(await source.latest()).version]
+            target = max(wanted) if activate and wanted and not dry_run else None
+            with _progress(progress, kind.noun) as advance:
+                results = await sync_versions(
+                    source,
+                    mirror,
+                    wanted,
+                    concurrency=state.settings.concurrency,
+                    dry_run=dry_run,
+                    activate=target,
+                    activate_if_none=activate_if_none or (activate and wanted is None),
+                    on_result=lambda _: advance(),
+                )
+            synced = {r.version for r in results if r.outcome in ("new", "updated", "unchanged")}
+            if activate and wanted is None and synced:
+                target = max(synced)
+            # Only MongoDB has an active set for storybench's reader; say so only there.
+            shown = target if mirror.name == "mongodb" and target in synced else None
+            outcomes.append((kind, results, shown))
+    return outcomes
+
+
+@contextmanager
+def _progress(enabled: bool, what: str) -> Iterator[Callable[[], None]]:
+    """A progress bar on a terminal (``--all``); nothing at all in a pipe."""
+    if not enabled:
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn(f"syncing {what}s"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("sync", total=None)
+        yield lambda: bar.advance(task)
 
 
 @cli.command()
@@ -303,19 +361,33 @@ async def _sync(
     show_default=True,
     help="Make the highest version synced the one storybench's reader finds (is_active).",
 )
+@click.option(
+    "--kind",
+    type=click.Choice(KIND_CHOICES),
+    default=None,
+    help="Which content: prompts, evaluations or all (default: all; prompts with --version).",
+)
 @click.pass_obj
 def sync(
-    state: _State, versions: tuple[int, ...], all_: bool, dry_run: bool, activate: bool
+    state: _State,
+    versions: tuple[int, ...],
+    all_: bool,
+    dry_run: bool,
+    activate: bool,
+    kind: str | None,
 ) -> None:
-    """Copy published versions from Directus into the mirror (default: the latest)."""
+    """Copy published versions from Directus into the mirror (default: the latest of each
+    kind). With --all, versions Directus no longer publishes are marked withdrawn."""
     if versions and all_:
         raise click.UsageError("--version and --all exclude each other")
-    progress = all_ and err.is_terminal and not state.quiet
-    results, activated = _run(
+    kinds = _kinds(kind or ("prompts" if versions else "all"))
+    progress = all_ and sys.stderr.isatty() and not state.quiet
+    outcomes = _run(
         state,
         "sync",
         lambda: _sync(
             state,
+            kinds,
             list(versions) if versions else None,
             latest_only=not versions and not all_,
             dry_run=dry_run,
@@ -323,28 +395,44 @@ def sync(
             activate=activate,
         ),
     )
-    sys.exit(_report_sync(state, results, dry_run, activated))
+    sys.exit(_report_sync(state, outcomes, dry_run))
 
 
 @cli.command()
 @click.option(
     "--version", "versions", type=int, multiple=True, help="Version to warm (repeatable)."
 )
+@click.option(
+    "--kind",
+    type=click.Choice(KIND_CHOICES),
+    default=None,
+    help="Which content (default: all; prompts with --version).",
+)
 @click.pass_obj
-def warm(state: _State, versions: tuple[int, ...]) -> None:
+def warm(state: _State, versions: tuple[int, ...], kind: str | None) -> None:
     """Make sure the mirror holds every published version (or those given)."""
-    results, _ = _run(state, "warm", lambda: _sync(state, list(versions) or None))
-    added = [r for r in results if r.outcome in ("new", "updated")]
-    if not state.quiet:
+    kinds = _kinds(kind or ("prompts" if versions else "all"))
+    outcomes = _run(
+        state,
+        "warm",
+        lambda: _sync(state, kinds, list(versions) or None, activate_if_none=True),
+    )
+    every: list[SyncResult] = []
+    for content_kind, results, _ in outcomes:
+        added = [r for r in results if r.outcome in ("new", "updated")]
         for r in added:
-            out.print(f"added v{r.version} ({r.outcome}, {r.config_hash})", markup=False)
-        held = sum(1 for r in results if r.ok)
-        out.print(f"mirror holds {held} of {len(results)} version(s); added {len(added)}")
-    for r in results:
-        if not r.ok:
-            err.print(_redact(_sync_line(r), state), markup=False)
-    failed = sum(1 for r in results if not r.ok)
-    sys.exit(EXIT_OK if not failed else EXIT_PARTIAL if failed < len(results) else EXIT_FAILURE)
+            state.say(f"added {content_kind.name} v{r.version} ({r.outcome}, {r.config_hash})")
+        held = sum(1 for r in results if r.outcome in ("new", "updated", "unchanged"))
+        state.say(
+            f"mirror holds {held} of {len(results)} {content_kind.noun} version(s); "
+            f"added {len(added)}"
+        )
+        for r in results:
+            if not r.ok:
+                state.warn(_sync_line(content_kind, r))
+        every.extend(results)
+    failed = sum(1 for r in every if not r.ok)
+    sys.exit(EXIT_OK if not failed else EXIT_PARTIAL if failed < len(every) else EXIT_FAILURE)
 
 
 # -- versions -----------------------------------------------------------------------------
@@ -352,32 +440,41 @@ def warm(state: _State, versions: tuple[int, ...]) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--kind", type=click.Choice(KIND_CHOICES), default="prompts", show_default=True)
 @click.pass_obj
-def versions(state: _State, as_json: bool) -> None:
+def versions(state: _State, as_json: bool, kind: str) -> None:
     """Published versions in Directus beside what the mirror holds."""
+    from ._operations import compare_versions
+
+    kinds = _kinds(kind)
 
     async def run() -> Any:
-        source, mirror = _build(state)
-        async with source, mirror:
-            return await compare_versions(source, mirror, concurrency=state.settings.concurrency)
-
-    rows = _run(state, "listing versions", run)
-    if as_json:
-        out.print_json(
-            data=[
-                {
-                    "version": r.version,
-                    "version_name": r.version_name,
-                    "directus_hash": r.directus_hash,
-                    "mirror_hash": r.mirror_hash,
-                    "state": r.state,
-                    "error": r.error,
-                }
-                for r in rows
+        async with _stack(state, kinds) as views:
+            return [
+                (k, await compare_versions(s, m, concurrency=state.settings.concurrency))
+                for k, s, m in views
             ]
-        )
+
+    tables = _run(state, "listing versions", run)
+    if as_json:
+        data = [
+            {
+                "kind": k.name,
+                "version": r.version,
+                "version_name": r.version_name,
+                "directus_hash": r.directus_hash,
+                "mirror_hash": r.mirror_hash,
+                "state": r.state,
+                "error": r.error,
+            }
+            for k, rows in tables
+            for r in rows
+        ]
+        if len(kinds) == 1:
+            for row in data:
+                del row["kind"]
+        state.data(json.dumps(data, indent=2))
         return
-    table = Table("version", "name", "directus hash", "mirror hash", "state")
     marks = {
         "same": "in mirror",
         "missing": "MISSING from mirror",
@@ -385,42 +482,64 @@ def versions(state: _State, as_json: bool) -> None:
         "mirror_only": "mirror only (not published)",
         "unknown": "directus error",
     }
-    for r in rows:
-        table.add_row(
-            str(r.version),
-            r.version_name or "",
-            r.directus_hash or "-",
-            r.mirror_hash or "-",
-            marks[r.state] + (f": {r.error}" if r.error else ""),
-        )
-    out.print(table)
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, soft_wrap=True)
+    for k, rows in tables:
+        table = Table("version", "name", "directus hash", "mirror hash", "state", title=k.noun)
+        for r in rows:
+            table.add_row(
+                str(r.version),
+                r.version_name or "",
+                r.directus_hash or "-",
+                r.mirror_hash or "-",
+                marks[r.state] + (f": {r.error}" if r.error else ""),
+            )
+        console.print(table)
 
 
 # -- get ----------------------------------------------------------------------------------
 
 
-def _print_readable(prompt_set: PromptSet) -> None:
-    p = prompt_set.provenance
-    out.print(
-        f"[bold]Prompt set v{prompt_set.version}[/bold]"
-        f"{f' — {prompt_set.version_name}' if prompt_set.version_name else ''}"
-    )
-    out.print(f"config_hash {prompt_set.config_hash}   directus_id {prompt_set.directus_id}")
+def _print_readable(state: _State, content: VersionedContent) -> None:
+    from ._models import EvaluationSet, PromptSet
+
+    p = content.provenance
+    noun = "Evaluation set" if isinstance(content, EvaluationSet) else "Prompt set"
+    name = f" - {content.version_name}" if content.version_name else ""
+    state.data(f"{noun} v{content.version}{name}")
+    state.data(f"config_hash {content.config_hash}   directus_id {content.directus_id}")
     if p is not None:
         flags = [f for f, on in (("stale", p.stale), ("hedged", p.hedged)) if on]
-        out.print(
+        if p.origin_error:
+            flags.append(f"Directus failed: {p.origin_error}")
+        state.data(
             f"served from {p.source} (origin {p.origin}), fetched {p.fetched_at:%Y-%m-%d %H:%M:%S}"
-            f" UTC, {p.age:.1f} s ago{' [' + ', '.join(flags) + ']' if flags else ''}",
-            markup=False,
+            f" UTC, {p.age:.1f} s ago{' [' + ', '.join(flags) + ']' if flags else ''}"
         )
-    for name, prompts in prompt_set.sequences.items():
-        out.print(f"\n[bold]{name}[/bold] ({len(prompts)} prompts)")
-        for i, prompt in enumerate(prompts, 1):
-            out.print(f"  {i}. {prompt.name}: {prompt.text}", markup=False)
+    if isinstance(content, PromptSet):
+        for seq_name, prompts in content.sequences.items():
+            state.data(f"\n{seq_name} ({len(prompts)} prompts)")
+            for i, prompt in enumerate(prompts, 1):
+                state.data(f"  {i}. {prompt.name}: {prompt.text}")
+    elif isinstance(content, EvaluationSet):
+        for key, criterion in content.criteria.items():
+            state.data(
+                f"\n{criterion.name} ({key}, scale {criterion.scale[0]}-{criterion.scale[1]})"
+            )
+            if criterion.description:
+                state.data(f"  {criterion.description}")
+            state.data("  " + criterion.criteria.replace("\n", "\n  "))
+        if content.scoring_guidelines:
+            state.data(
+                "\nScoring guidelines\n  " + content.scoring_guidelines.replace("\n", "\n  ")
+            )
 
 
 @cli.command()
-@click.argument("version")
+@click.argument("version", required=False)
+@click.option("--hash", "config_hash", default=None, help="The config_hash a run recorded.")
 @click.option("--json", "as_json", is_flag=True, help="storybench's flat format plus provenance.")
 @click.option(
     "--source",
@@ -430,36 +549,54 @@ def _print_readable(prompt_set: PromptSet) -> None:
     show_default=True,
     help="auto: cache, Directus, mirror fallback; or one source only.",
 )
+@click.option(
+    "--kind", type=click.Choice(["prompts", "evaluations"]), default="prompts", show_default=True
+)
 @click.pass_obj
-def get(state: _State, version: str, as_json: bool, source_name: str) -> None:
-    """Print a prompt set: VERSION is a number or `latest`."""
-    if version != "latest" and not version.isdigit():
+def get(
+    state: _State,
+    version: str | None,
+    config_hash: str | None,
+    as_json: bool,
+    source_name: str,
+    kind: str,
+) -> None:
+    """Print a set: VERSION is a number or `latest`; or --hash HASH for exactly the content
+    a run recorded, even after the version was edited or withdrawn in Directus."""
+    if (version is None) == (config_hash is None):
+        raise click.UsageError("give a VERSION (a number or `latest`) or --hash, not both")
+    if version is not None and version != "latest" and not version.isdigit():
         raise click.BadParameter("a version number or `latest`", param_hint="VERSION")
-    number = None if version == "latest" else int(version)
+    if config_hash is not None and source_name == "directus":
+        raise click.UsageError("--hash reads the mirror (Directus keeps no old content)")
+    number = None if version in (None, "latest") else int(version)
+    content_kind = KINDS[kind]
 
-    async def run() -> PromptSet:
-        if source_name == "mirror":
-            mirror = _mirror_only(state)
-            async with mirror:
-                return await (mirror.latest() if number is None else mirror.get(number))
-        source, mirror = _build(state)
+    async def run() -> VersionedContent:
+        served: VersionedContent
+        if source_name == "mirror" or config_hash is not None:
+            async with _mirror(state, content_kind) as mirror:
+                if config_hash is not None:
+                    served = await mirror.get_by_hash(config_hash)
+                else:
+                    served = await (mirror.latest() if number is None else mirror.get(number))
+                return served
         if source_name == "directus":
-            await mirror.aclose()
-            async with source:
-                return await (source.latest() if number is None else source.get(number))
-        async with CachingRepository(source, mirror, policy=state.settings.cache_policy()) as repo:
-            return await (repo.latest() if number is None else repo.get(number))
+            async with _source(state).for_kind(content_kind) as source:
+                served = await (source.latest() if number is None else source.get(number))
+                return served
+        from ._settings import build_repository
 
-    try:
-        prompt_set = anyio.run(run)
-    except PromptSetNotFoundError as exc:
-        _fail(state, f"prompt set {version}", exc)
-    except StorybenchPromptsError as exc:
-        _fail(state, f"reading prompt set {version}", exc)
+        async with build_repository(state.settings) as prompts:
+            repo: Any = prompts.evaluations if content_kind is EVALUATION_SETS else prompts
+            return await (repo.latest() if number is None else repo.get(number))  # type: ignore[no-any-return]
+
+    what = f"{content_kind.noun} {config_hash or version}"
+    content = _run(state, f"reading {what}", run)
     if as_json:
-        out.print_json(data=prompt_set.to_json_dict())
+        state.data(json.dumps(content.to_json_dict(), indent=2, ensure_ascii=False))
     else:
-        _print_readable(prompt_set)
+        _print_readable(state, content)
 
 
 # -- check --------------------------------------------------------------------------------
@@ -468,18 +605,24 @@ def get(state: _State, version: str, as_json: bool, source_name: str) -> None:
 @cli.command()
 @click.pass_obj
 def check(state: _State) -> None:
-    """Directus, token, schema, mirror and freshness: one line per check."""
+    """Directus, token, schema, mirror and freshness, for both kinds: one line per check."""
+    from ._operations import run_checks
 
     async def run() -> Any:
-        source, mirror = _build(state)
-        async with source, mirror:
-            return await run_checks(source, mirror)
+        async with _stack(state, [PROMPT_SETS, EVALUATION_SETS]) as views:
+            return await run_checks([(s, m) for _k, s, m in views])
 
-    results = _run(state, "check", run)
-    for r in results:
-        line = f"{'ok  ' if r.ok else 'FAIL'} {r.name:<10} {r.detail}"
-        (out if r.ok else err).print(_redact(line, state), markup=False)
-    sys.exit(EXIT_OK if all(r.ok for r in results) else EXIT_FAILURE)
+    failed = False
+    for r in _run(state, "check", run):
+        line = f"{'ok  ' if r.ok else 'FAIL'} {r.kind or '':<12} {r.name:<10} {r.detail}"
+        for note in r.notes:
+            line += f"\n     note: {note}"
+        if r.ok:
+            state.data(line)
+        else:
+            state.warn(line)
+            failed = True
+    sys.exit(EXIT_FAILURE if failed else EXIT_OK)
 
 
 @cli.command("config")
@@ -487,7 +630,7 @@ def check(state: _State) -> None:
 def show_config(state: _State) -> None:
     """Print the effective settings (secrets masked)."""
     data = state.settings.describe()  # masks the token and the MongoDB password
-    out.print_json(json.dumps(data, default=str))
+    state.data(json.dumps(data, indent=2, default=str))
 
 
 # -- storybench's spelling ----------------------------------------------------------------
@@ -505,39 +648,48 @@ def sync_prompts(
     if test_connection:
 
         async def probe() -> None:
-            source, mirror = _build(state)
-            async with source, mirror:
+            async with _source(state) as source:
                 await source.test_connection()
 
         _run(state, "connection test", probe)
-        out.print("Directus connection OK")
+        state.data("Directus connection OK")
         return
     if list_versions:
 
         async def listing() -> Any:
-            source, mirror = _build(state)
-            async with source, mirror:
+            async with _source(state) as source:
                 return await source.list_versions()
 
         for info in _run(state, "listing versions", listing):
-            out.print(f"v{info.version}: {info.version_name or ''}", markup=False)
+            state.data(f"v{info.version}: {info.version_name or ''}")
         return
-    results, activated = _run(
+    outcomes = _run(
         state,
         "sync",
         lambda: _sync(
-            state, [version] if version else None, latest_only=version is None, activate=True
+            state,
+            [PROMPT_SETS],
+            [version] if version else None,
+            latest_only=version is None,
+            activate=True,
         ),
     )
-    sys.exit(_report_sync(state, results, False, activated))
+    sys.exit(_report_sync(state, outcomes, False))
 
 
 def main(argv: list[str] | None = None) -> None:
+    # SIGTERM ends the process the way Ctrl-C does, so every command (watch above all)
+    # unwinds through its cleanup instead of dying mid-write.
+    signal.signal(signal.SIGTERM, lambda *_: _raise_interrupt())
     try:
         cli.main(args=argv, prog_name="storybench-prompts", standalone_mode=True)
     except KeyboardInterrupt:
-        err.print("interrupted")
+        click.echo("interrupted", err=True)
         sys.exit(130)
+
+
+def _raise_interrupt() -> NoReturn:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from hypothesis import settings as hypothesis_settings
 
 from devserver.directus import DirectusServer, template_db
 from devserver.mongo import MongoServer
-from devserver.sample_data import seed_sample_sets
+from devserver.sample_data import seed_all
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -67,9 +67,9 @@ def _serving(what: str, start: Callable[[], S]) -> Iterator[S]:
         server.stop()
 
 
-def _seeded_directus(template: Any) -> Iterator[DirectusServer]:
+def _seeded_directus(template: Any, *, minimal: bool = False) -> Iterator[DirectusServer]:
     with _serving("local Directus (start)", lambda: DirectusServer.start_from(template)) as server:
-        seed_sample_sets(server)
+        seed_all(server, minimal=minimal)
         yield server
 
 
@@ -83,6 +83,17 @@ def directus(directus_template: Any) -> Iterator[DirectusServer]:
 def own_directus(directus_template: Any) -> Iterator[DirectusServer]:
     """A seeded Directus of the test's own, which it may stop, stall or change."""
     yield from _seeded_directus(directus_template)
+
+
+@pytest.fixture(scope="session")
+def minimal_directus() -> Iterator[DirectusServer]:
+    """A shared, seeded Directus whose schema has only the fields the content needs (no
+    version names, descriptions, dates...). Tests must not stop, stall or modify it."""
+    try:
+        template = template_db(minimal=True)
+    except Exception as exc:
+        _unavailable("local Directus with the minimal schema (bootstrap)", exc)
+    yield from _seeded_directus(template, minimal=True)
 
 
 # Directus's own overload guard, tripped on purpose: any resident memory counts as overload,

@@ -11,16 +11,34 @@ from tests.factories import flat_set
 
 
 class FakeClock:
-    """Monotonic seconds that move only when told (cachetools' testing habit)."""
+    """Monotonic seconds that move only when told (cachetools' testing habit), and a
+    ``sleep`` that wakes when the clock has been advanced past its deadline."""
 
     def __init__(self, now: float = 1000.0) -> None:
         self.now = now
+        self._sleepers: list[tuple[float, anyio.Event]] = []
 
     def __call__(self) -> float:
         return self.now
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+        due = [(t, e) for t, e in self._sleepers if t <= self.now]
+        self._sleepers = [(t, e) for t, e in self._sleepers if t > self.now]
+        for _, event in due:
+            event.set()
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await anyio.sleep(0)
+            return
+        event = anyio.Event()
+        self._sleepers.append((self.now + seconds, event))
+        await event.wait()
+
+    @property
+    def sleepers(self) -> int:
+        return len(self._sleepers)
 
 
 class ScriptedOrigin:

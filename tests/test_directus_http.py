@@ -2,6 +2,7 @@
 
 import logging
 
+import anyio
 import httpx
 import pytest
 import respx
@@ -25,6 +26,9 @@ from storybench_prompts import (
     RetryPolicy,
     SourceUnavailableError,
 )
+from storybench_prompts._directus import DirectusTimeouts
+from storybench_prompts._kinds import EVALUATION_SETS, PROMPT_SETS
+from storybench_prompts._models import EvaluationSet
 from storybench_prompts._retry import call_with_retries
 from tests.factories import directus_error, raw_prompt, raw_sequence, raw_version
 
@@ -33,6 +37,7 @@ pytestmark = pytest.mark.anyio
 URL = "https://directus.example.org"
 TOKEN = "s3cret-token-value"
 ITEMS = f"{URL}/items/prompt_set_versions"
+EVAL_ITEMS = f"{URL}/items/evaluation_versions"
 FAST = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.002, max_retry_after=0.01)
 
 
@@ -262,7 +267,7 @@ async def test_connect_timeout_is_a_connection_error():
 async def test_list_versions_parses_and_rejects_malformed_items():
     async with source() as src:
         with respx.mock:
-            respx.get(ITEMS).mock(
+            route = respx.get(ITEMS).mock(
                 return_value=httpx.Response(
                     200,
                     json={
@@ -272,7 +277,10 @@ async def test_list_versions_parses_and_rejects_malformed_items():
                                 "version_number": 1,
                                 "version_name": "one",
                                 "status": "published",
+                                "date_created": "2025-06-01T10:00:00.000Z",
+                                "published_at": "2025-06-02T10:00:00.000Z",
                             },
+                            # A schema without names, descriptions or dates: still listed.
                             {"id": 2, "version_number": 2, "status": "published"},
                         ]
                     },
@@ -280,6 +288,16 @@ async def test_list_versions_parses_and_rejects_malformed_items():
             )
             infos = await src.list_versions()
             assert [i.version for i in infos] == [1, 2]
+            assert infos[0].version_name == "one"
+            assert infos[0].published_at is not None
+            assert infos[1].version_name is None
+            assert infos[1].created_at is None
+            params = route.calls.last.request.url.params
+            # Naming an absent field is refused with 403; only `*` is safe.
+            assert params["fields"] == "*"
+            assert params["filter[status][_eq]"] == "published"
+            assert params["sort"] == "version_number"
+            assert params["limit"] == "-1"
         with respx.mock:
             respx.get(ITEMS).mock(return_value=httpx.Response(200, json={"data": [{"id": 1}]}))
             with pytest.raises(DirectusInvalidResponseError, match="item 0"):
@@ -327,27 +345,266 @@ def test_plain_http_to_remote_host_warns(caplog):
     assert TOKEN not in caplog.text
 
 
-async def test_storybench_names_work():
-    async with source() as src:
+# -- deadlines ----------------------------------------------------------------------------
+
+
+def test_attempt_deadline_defaults_to_connect_plus_read():
+    assert DirectusTimeouts().attempt_limit == 70.0
+    assert DirectusTimeouts(connect=2, read=3).attempt_limit == 5.0
+    assert DirectusTimeouts(connect=2, read=3, attempt=4.5).attempt_limit == 4.5
+    with pytest.raises(ConfigurationError, match="attempt"):
+        DirectusTimeouts(attempt=0)
+    with pytest.raises(ConfigurationError, match="read"):
+        DirectusTimeouts(read=-1)
+
+
+async def test_retry_deadline_cancels_an_attempt_in_progress():
+    async def hangs():
+        await anyio.sleep_forever()
+
+    policy = RetryPolicy(max_attempts=3, deadline=0.2)
+    started = anyio.current_time()
+    with pytest.raises(DirectusTimeoutError, match=r"0\.2 s retry deadline") as info:
+        await call_with_retries(hangs, policy, what="prompt set version 1")
+    assert anyio.current_time() - started < 2.0
+    assert "prompt set version 1" in str(info.value)
+
+
+async def test_retry_deadline_is_measured_by_the_injected_clock():
+    """The budget left for an attempt comes from the injected clock, not the wall."""
+    now = [0.0]
+    attempts = 0
+
+    async def fake_sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    async def fails_then_hangs():
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise DirectusServerError("down", status=503, retry_after=99.9)
+        await anyio.sleep_forever()
+
+    # 100 s deadline; the first wait (99.9 s on the fake clock) leaves 0.1 s for attempt 2.
+    policy = RetryPolicy(max_attempts=3, deadline=100, max_retry_after=99.9)
+    started = anyio.current_time()
+    with pytest.raises(DirectusTimeoutError, match="attempt 2") as info:
+        await call_with_retries(fails_then_hangs, policy, sleep=fake_sleep, clock=lambda: now[0])
+    assert attempts == 2
+    assert anyio.current_time() - started < 2.0
+    assert isinstance(info.value.__cause__, DirectusServerError)
+
+
+async def test_an_attempt_that_ends_inside_the_deadline_is_not_cut():
+    async def quick():
+        await anyio.sleep(0.01)
+        return "ok"
+
+    assert await call_with_retries(quick, RetryPolicy(deadline=5)) == "ok"
+
+
+# -- evaluation sets ----------------------------------------------------------------------
+
+_ids = iter(range(10_000, 20_000))
+
+
+def raw_criterion(name: str, scale: int = 5, **extra):
+    return {
+        "id": next(_ids),
+        "evaluation_criteria_id": {
+            "id": next(_ids),
+            "name": name,
+            "description": f"About {name}",
+            "scale": scale,
+            "criteria": f"How to judge {name}.\n\nIn detail.",
+            **extra,
+        },
+    }
+
+
+def raw_scoring(guidelines: str):
+    return {"id": next(_ids), "scoring_id": {"id": next(_ids), "guidelines": guidelines}}
+
+
+def raw_evaluation(version: int = 1, criteria=None, scoring=None, **extra):
+    return {
+        "id": version + 500,
+        "version_number": version,
+        "version_name": f"Criteria v{version}",
+        "status": "published",
+        "evaluation_criteria_in_version": (
+            criteria if criteria is not None else [raw_criterion("creativity")]
+        ),
+        "scoring_in_version": scoring if scoring is not None else [],
+        **extra,
+    }
+
+
+def eval_source(**kw):
+    kw.setdefault("retry", FAST)
+    return DirectusSource(URL, TOKEN, kind=EVALUATION_SETS, **kw)
+
+
+async def test_evaluation_query_comes_from_the_kind():
+    raw = raw_evaluation(
+        3,
+        [raw_criterion("character_depth", 10), raw_criterion("coherence")],
+        [raw_scoring("first"), raw_scoring("second")],
+    )
+    async with eval_source() as src:
         with respx.mock:
-            respx.get(ITEMS).mock(return_value=httpx.Response(200, json={"data": [raw_version(4)]}))
-            assert (await src.fetch_prompts()).version == 4
-            assert (await src.fetch_prompts(version_number=4)).version == 4
-    flat = DirectusSource.convert_to_storybench_format(raw_version(3)).to_storybench()
-    assert flat["version"] == 3
-    assert len(flat["sequences"]) == 5
+            route = respx.get(EVAL_ITEMS).mock(
+                return_value=httpx.Response(200, json={"data": [raw]})
+            )
+            evaluation = await src.get(3)
+    params = route.calls.last.request.url.params
+    assert params["filter[status][_eq]"] == "published"
+    assert params["filter[version_number][_eq]"] == "3"
+    assert params["fields"] == EVALUATION_SETS.nested_fields
+    assert "evaluation_criteria_in_version.evaluation_criteria_id.*" in params["fields"]
+    assert "scoring_in_version.scoring_id.*" in params["fields"]
+    assert params["deep"] == EVALUATION_SETS.nested_deep
+    assert '"evaluation_criteria_in_version":{"_limit":-1}' in params["deep"]
+    assert '"scoring_in_version":{"_limit":-1}' in params["deep"]
+    assert isinstance(evaluation, EvaluationSet)
+    assert list(evaluation.criteria) == ["character_depth", "coherence"]
+    assert evaluation.criteria["character_depth"].name == "Character Depth"
+    assert evaluation.criteria["character_depth"].scale == (1, 10)
+    assert evaluation.scoring_guidelines == "first"
+    assert evaluation.provenance.source == "directus"
 
 
-async def test_storybench_constructor_is_accepted():
-    from storybench_prompts import DirectusClient
-
-    client = DirectusClient(base_url=URL, token=TOKEN, timeout=90)
-    assert client.timeouts.read == 90
-    assert client.url == URL
-    assert TOKEN not in repr(client)
-    async with DirectusClient(URL, TOKEN) as positional:
-        assert positional.timeouts.read == 60
+async def test_evaluation_latest_and_listing():
+    async with eval_source() as src:
         with respx.mock:
-            respx.get(ITEMS).mock(return_value=httpx.Response(200, json={"data": [raw_version(2)]}))
-            assert (await positional.fetch_prompts(version_number=2)).version == 2
-    await client.aclose()
+            route = respx.get(EVAL_ITEMS).mock(
+                side_effect=[
+                    httpx.Response(200, json={"data": [raw_evaluation(7)]}),
+                    httpx.Response(
+                        200,
+                        json={
+                            "data": [
+                                # storybench's spelling of the published date
+                                {
+                                    "id": 1,
+                                    "version_number": 1,
+                                    "status": "published",
+                                    "pubslihed_at": "2025-06-01T12:00:00Z",
+                                    "evaluation_criteria_in_version": [1, 2],
+                                },
+                                {"id": 2, "version_number": 2, "status": "published"},
+                            ]
+                        },
+                    ),
+                ]
+            )
+            latest = await src.latest()
+            infos = await src.versions()
+    assert route.calls[0].request.url.params["sort"] == "-version_number"
+    assert latest.version == 7
+    assert route.calls[1].request.url.params["fields"] == "*"
+    assert [i.version for i in infos] == [1, 2]
+    assert infos[0].published_at is not None
+    assert infos[0].published_at.year == 2025
+    assert infos[1].published_at is None
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "error"),
+    [
+        (401, "INVALID_CREDENTIALS", DirectusAuthenticationError),
+        (403, "FORBIDDEN", DirectusForbiddenError),
+        (503, "SERVICE_UNAVAILABLE", DirectusServerError),
+    ],
+)
+async def test_evaluation_errors_name_the_kind(status, code, error):
+    async with eval_source(retry=RetryPolicy(max_attempts=1)) as src:
+        with respx.mock:
+            respx.get(EVAL_ITEMS).mock(return_value=directus_error(status, code, "nope"))
+            with pytest.raises(error) as info:
+                await src.get(3)
+    assert "evaluation set version 3" in str(info.value)
+    assert "prompt" not in str(info.value)
+    assert TOKEN not in str(info.value)
+
+
+async def test_evaluation_not_found_names_the_kind():
+    async with eval_source() as src:
+        with respx.mock:
+            respx.get(EVAL_ITEMS).mock(return_value=httpx.Response(200, json={"data": []}))
+            with pytest.raises(DirectusNotFoundError) as missing:
+                await src.get(9)
+            with pytest.raises(DirectusNotFoundError) as none:
+                await src.latest()
+    assert str(missing.value) == "no published evaluation set version 9 in Directus"
+    assert missing.value.version == 9
+    assert str(none.value) == "no published evaluation set in Directus"
+
+
+async def test_invalid_evaluation_content_lists_its_problems():
+    duplicate = raw_evaluation(2, [raw_criterion("creativity"), raw_criterion("creativity")])
+    blank = raw_evaluation(2, [raw_criterion("creativity", criteria="   ")])
+    unparseable = raw_evaluation(2, [raw_criterion("coherence", scale="lots")])
+    async with eval_source() as src:
+        with respx.mock:
+            respx.get(EVAL_ITEMS).mock(
+                side_effect=[
+                    httpx.Response(200, json={"data": [duplicate]}),
+                    httpx.Response(200, json={"data": [blank]}),
+                    httpx.Response(200, json={"data": [unparseable]}),
+                ]
+            )
+            errors = []
+            for _ in range(3):
+                with pytest.raises(InvalidPromptSetError) as info:
+                    await src.get(2)
+                errors.append(info.value)
+    paths = [[p.path for p in e.problems] for e in errors]
+    assert paths[0] == ["evaluation_criteria_in_version[1].name"]
+    assert paths[1] == ["criteria['creativity'].criteria"]
+    assert paths[2] == ["evaluation_criteria_in_version[0].scale"]
+    assert errors[0].context == "evaluation version 2"
+    # A shape error found while parsing says which answer it was.
+    assert errors[2].context == "Directus evaluation set version 2"
+
+
+async def test_evaluation_connection_test_reads_its_own_collection():
+    async with eval_source() as src:
+        with respx.mock:
+            route = respx.get(EVAL_ITEMS).mock(return_value=httpx.Response(200, json={"data": []}))
+            assert await src.test_connection()
+    assert route.calls.last.request.url.params["fields"] == "id"
+
+
+# -- siblings -----------------------------------------------------------------------------
+
+
+async def test_for_kind_shares_the_client_and_only_the_original_closes_it():
+    prompts = source()
+    evaluations = prompts.for_kind(EVALUATION_SETS)
+    assert evaluations.kind is EVALUATION_SETS
+    assert prompts.kind is PROMPT_SETS
+    assert evaluations._client is prompts._client
+    assert (evaluations.url, evaluations.timeouts, evaluations.retry) == (
+        prompts.url,
+        prompts.timeouts,
+        prompts.retry,
+    )
+    with respx.mock:
+        respx.get(ITEMS).mock(return_value=httpx.Response(200, json={"data": [raw_version(2)]}))
+        respx.get(EVAL_ITEMS).mock(
+            return_value=httpx.Response(200, json={"data": [raw_evaluation(4)]})
+        )
+        assert (await prompts.get(2)).version == 2
+        assert (await evaluations.get(4)).version == 4
+        await evaluations.aclose()
+        assert not prompts._client.is_closed
+        assert (await prompts.get(2)).version == 2  # still usable
+    await prompts.aclose()
+    assert evaluations._client.is_closed
+
+
+def test_repr_names_url_and_kind_never_the_token():
+    src = DirectusSource(URL, TOKEN, kind=EVALUATION_SETS)
+    assert repr(src) == f"DirectusSource(url={URL!r}, kind='evaluations', token=***)"
+    assert TOKEN not in repr(src.for_kind(PROMPT_SETS))

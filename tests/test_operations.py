@@ -1,8 +1,10 @@
-"""Version comparison and health checks against the real Directus, with in-memory mirrors."""
+"""Version comparison and health checks against the real Directus, with in-memory mirrors,
+for both content kinds."""
 
 import pytest
 
 from storybench_prompts import DirectusSource, InMemoryMirror, MirrorUnavailableError
+from storybench_prompts._kinds import EVALUATION_SETS
 from storybench_prompts._operations import compare_versions, run_checks
 from tests.factories import flat_set
 
@@ -21,33 +23,104 @@ async def test_compare_marks_same_missing_differs_and_mirror_only(directus):
     assert differs.directus_hash != differs.mirror_hash
 
 
+async def test_compare_evaluation_sets(directus):
+    async with DirectusSource(directus.url, directus.readonly_token, kind=EVALUATION_SETS) as ev:
+        v3 = await ev.get(3)
+        rows = await compare_versions(ev, InMemoryMirror([await ev.get(1), v3]))
+    assert {r.version: r.state for r in rows} == {1: "same", 2: "missing", 3: "same"}
+    assert next(r for r in rows if r.version == 3).directus_hash == v3.config_hash
+
+
 class UnwritableMirror(InMemoryMirror):
     async def check_writable(self) -> None:
         raise MirrorUnavailableError("read-only file system")
 
 
+def by_name(results, kind="prompts"):
+    return {r.name: r for r in results if r.kind in (kind, None)}
+
+
 async def test_checks_report_each_part(directus):
     async with DirectusSource(directus.url, directus.readonly_token) as source:
-        empty = await run_checks(source, InMemoryMirror())
+        empty = await run_checks([(source, InMemoryMirror())])
         latest = await source.latest()
-        stale = await run_checks(source, InMemoryMirror([await source.get(1)]))
-        good = await run_checks(source, InMemoryMirror([latest]))
-        broken = await run_checks(source, UnwritableMirror([latest]))
-    by_name = {r.name: r for r in empty}
-    assert by_name["directus"].ok
-    assert by_name["schema"].ok
-    assert by_name["mirror"].ok
-    assert not by_name["freshness"].ok
-    assert "sync" in by_name["freshness"].detail
-    assert not {r.name: r for r in stale}["freshness"].ok
+        stale = await run_checks([(source, InMemoryMirror([await source.get(1)]))])
+        good = await run_checks([(source, InMemoryMirror([latest]))])
+        broken = await run_checks([(source, UnwritableMirror([latest]))])
+    assert [(r.name, r.kind) for r in empty] == [
+        ("directus", None),
+        ("schema", "prompts"),
+        ("mirror", "prompts"),
+        ("freshness", "prompts"),
+    ]
+    checks = by_name(empty)
+    assert checks["directus"].ok
+    assert checks["schema"].ok
+    assert checks["schema"].notes == ()  # the full schema has every optional field
+    assert checks["mirror"].ok
+    assert not checks["freshness"].ok
+    assert "no prompt set" in checks["freshness"].detail
+    assert "sync" in checks["freshness"].detail
+    assert not by_name(stale)["freshness"].ok
+    assert "version 3" in by_name(stale)["freshness"].detail
     assert all(r.ok for r in good), good
-    assert not {r.name: r for r in broken}["mirror"].ok
+    assert not by_name(broken)["mirror"].ok
+
+
+async def test_checks_cover_both_kinds(directus):
+    async with DirectusSource(directus.url, directus.readonly_token) as prompts:
+        evaluations = prompts.for_kind(EVALUATION_SETS)
+        fresh = InMemoryMirror([await evaluations.get(3)])
+        results = await run_checks(
+            [(prompts, InMemoryMirror([await prompts.latest()])), (evaluations, fresh)]
+        )
+        lagging = await run_checks([(evaluations, InMemoryMirror([await evaluations.get(1)]))])
+    assert [(r.name, r.kind) for r in results] == [
+        ("directus", None),
+        ("schema", "prompts"),
+        ("mirror", "prompts"),
+        ("freshness", "prompts"),
+        ("schema", "evaluations"),
+        ("mirror", "evaluations"),
+        ("freshness", "evaluations"),
+    ]
+    assert all(r.ok for r in results), results
+    assert by_name(results, "evaluations")["schema"].notes == ()
+    stale = by_name(lagging, "evaluations")["freshness"]
+    assert not stale.ok
+    assert "evaluation set version 3" in stale.detail
 
 
 async def test_checks_with_a_bad_token(directus):
     async with DirectusSource(directus.url, "not-the-token") as source:
-        results = await run_checks(source, InMemoryMirror())
-    by_name = {r.name: r for r in results}
-    assert not by_name["directus"].ok
-    assert "DIRECTUS_TOKEN" in by_name["directus"].detail
-    assert not by_name["schema"].ok
+        results = await run_checks([(source, InMemoryMirror())])
+    checks = by_name(results)
+    assert not checks["directus"].ok
+    assert "DIRECTUS_TOKEN" in checks["directus"].detail
+    assert not checks["schema"].ok
+    assert "skipped" in checks["schema"].detail
+
+
+async def test_a_missing_needed_field_fails_the_schema_check(own_directus):
+    with own_directus.admin() as admin:
+        admin.delete("/fields/prompts/order_in_sequence").raise_for_status()
+        admin.delete("/fields/prompts/guidance_notes").raise_for_status()
+        admin.delete("/fields/scoring/guidelines").raise_for_status()
+    async with DirectusSource(own_directus.url, own_directus.readonly_token) as prompts:
+        results = await run_checks(
+            [
+                (prompts, InMemoryMirror()),
+                (prompts.for_kind(EVALUATION_SETS), InMemoryMirror()),
+            ]
+        )
+    prompt_schema = by_name(results)["schema"]
+    evaluation_schema = by_name(results, "evaluations")["schema"]
+    assert not prompt_schema.ok
+    assert prompt_schema.detail == "prompt set schema: prompts lacks order_in_sequence"
+    assert not evaluation_schema.ok
+    assert evaluation_schema.detail == "evaluation set schema: scoring lacks guidelines"
+
+
+async def test_run_checks_needs_a_pair():
+    with pytest.raises(ValueError, match="at least one"):
+        await run_checks([])

@@ -1,6 +1,10 @@
-"""Broken HTTP answers from a real socket server: typed errors, and nothing written."""
+"""Broken and slow HTTP answers from a real socket server: typed errors, deadlines that
+hold, and nothing written."""
 
 import asyncio
+import contextlib
+import json
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -9,11 +13,13 @@ from storybench_prompts import (
     DirectusConnectionError,
     DirectusInvalidResponseError,
     DirectusSource,
+    DirectusTimeoutError,
+    DirectusTimeouts,
     InMemoryMirror,
     RetryPolicy,
 )
 from storybench_prompts._sync import sync_one
-from tests.factories import flat_set
+from tests.factories import flat_set, raw_version
 
 pytestmark = pytest.mark.anyio
 
@@ -94,3 +100,118 @@ async def test_broken_answers_are_typed_and_write_nothing(broken_server, error, 
     assert isinstance(result.error, error)
     assert await mirror.stored_hash(1) == before
     assert mirror.saves == 0
+
+
+# -- deadlines against a body trickled just inside the read timeout ------------------------
+
+CHUNK = 200
+EVERY = 0.2  # seconds between chunks: well inside every read timeout below
+BODY = 20_000  # the whole body would take BODY / CHUNK * EVERY = 20 s
+
+
+class Trickler:
+    """A loopback HTTP server that answers with a body sent a few bytes at a time, forever
+    inside httpx's per-read timeout. The first ``fail_first`` connections get a quick 503
+    instead; connections after the first ``answer_after`` get a quick, valid answer."""
+
+    def __init__(self, fail_first: int = 0, answer_after: int | None = None) -> None:
+        self.fail_first = fail_first
+        self.answer_after = answer_after
+        self.connections = 0
+        self.body_bytes_sent = 0
+        self.stop = asyncio.Event()
+        self.url = ""
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            if self.connections <= self.fail_first:
+                body = (
+                    b'{"errors":[{"message":"cold","extensions":{"code":"SERVICE_UNAVAILABLE"}}]}'
+                )
+                writer.write(
+                    head(
+                        "503 Service Unavailable",
+                        {
+                            "Content-Type": "application/json",
+                            "Content-Length": str(len(body)),
+                            "Retry-After": "0",
+                        },
+                    )
+                    + body
+                )
+                await writer.drain()
+                return
+            if self.answer_after is not None and self.connections > self.answer_after:
+                body = json.dumps({"data": [raw_version(1)]}).encode()
+                writer.write(
+                    head(
+                        "200 OK",
+                        {"Content-Type": "application/json", "Content-Length": str(len(body))},
+                    )
+                    + body
+                )
+                await writer.drain()
+                return
+            writer.write(
+                head("200 OK", {"Content-Type": "application/json", "Content-Length": str(BODY)})
+            )
+            writer.write(b'{"data": [')
+            await writer.drain()
+            while not self.stop.is_set():
+                writer.write(b" " * CHUNK)
+                await writer.drain()
+                self.body_bytes_sent += CHUNK
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), EVERY)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def trickler(request) -> AsyncIterator[Trickler]:
+    trickler = Trickler(**getattr(request, "param", {}))
+    server = await asyncio.start_server(trickler.handle, "127.0.0.1", 0)
+    trickler.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        yield trickler
+    finally:
+        trickler.stop.set()
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("trickler", [{"answer_after": 1}], indirect=True)
+async def test_one_attempt_ends_at_its_deadline_however_slowly_the_body_comes(trickler):
+    timeouts = DirectusTimeouts(connect=1.0, read=1.0, attempt=1.5)
+    async with DirectusSource(trickler.url, "token", timeouts=timeouts) as source:
+        started = time.monotonic()
+        with pytest.raises(DirectusTimeoutError, match="deadline of one attempt") as info:
+            await source.get(1)
+        elapsed = time.monotonic() - started
+        # The cut connection is not reused: the next call gets a fresh one, and its answer.
+        assert (await source.get(1)).version == 1
+    assert "prompt set version 1" in str(info.value)
+    assert 1.4 <= elapsed < 1.5 + 2.0
+    # The server was still sending, each chunk inside the read timeout: only the attempt
+    # deadline could have ended this, long before the body would have.
+    assert 3 * CHUNK <= trickler.body_bytes_sent < BODY
+    assert trickler.connections == 2  # the cut attempt (never retried), then the next call
+
+
+@pytest.mark.parametrize("trickler", [{"fail_first": 1}], indirect=True)
+async def test_the_retry_deadline_ends_an_attempt_in_progress(trickler):
+    # The attempt deadline (30 s) is out of reach: only the retry deadline can stop it.
+    timeouts = DirectusTimeouts(connect=1.0, read=1.0, attempt=30.0)
+    retry = RetryPolicy(max_attempts=4, initial_backoff=0.01, deadline=1.5)
+    async with DirectusSource(trickler.url, "token", timeouts=timeouts, retry=retry) as source:
+        started = time.monotonic()
+        with pytest.raises(DirectusTimeoutError, match=r"1\.5 s retry deadline \(attempt 2\)"):
+            await source.get(1)
+        elapsed = time.monotonic() - started
+    assert 1.4 <= elapsed < 1.5 + 2.0
+    assert trickler.connections == 2  # the 503, then the trickled answer
+    assert 3 * CHUNK <= trickler.body_bytes_sent < BODY
