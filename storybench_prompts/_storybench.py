@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from ._directus import DirectusSource
 from ._exceptions import (
@@ -44,21 +44,35 @@ from ._exceptions import (
     PromptSetUnavailableError,
     StorybenchPromptsError,
 )
-from ._kinds import PROMPT_SETS
-from ._models import DirectusId, PromptSet, Status, VersionedContent, VersionInfo
+from ._kinds import EVALUATION_SETS, PROMPT_SETS
+from ._models import (
+    DirectusId,
+    EvaluationSet,
+    PromptSet,
+    Status,
+    VersionedContent,
+    VersionInfo,
+)
 from ._repository import PromptRepository
 from ._settings import Settings, build_repository, build_source
 
 __all__ = [
+    "CriterionInVersion",
     "DirectusClient",
+    "DirectusEvaluationCriterion",
+    "DirectusEvaluationVersion",
     "DirectusInvalidContentError",
     "DirectusPrompt",
     "DirectusPromptSequence",
     "DirectusPromptSetVersion",
+    "DirectusScoring",
     "DirectusUnavailableError",
     "PromptInSequence",
     "PublicationStatus",
+    "ScoringInVersion",
     "SequenceInSet",
+    "StorybenchEvaluationCriterion",
+    "StorybenchEvaluationStructure",
     "StorybenchPromptConfig",
     "StorybenchPromptsStructure",
     "close_shared_clients",
@@ -236,6 +250,110 @@ class StorybenchPromptsStructure(_Frozen):
 DirectusPromptSetVersion.model_rebuild()
 
 
+class DirectusEvaluationCriterion(_Frozen):
+    """An evaluation criterion as storybench's model names its fields."""
+
+    id: DirectusId | None = None
+    name: str
+    description: str | None = None
+    scale: int
+    criteria: str
+    sort: int | None = None
+    date_created: datetime | None = None
+    date_updated: datetime | None = None
+    user_created: str | None = None
+    user_updated: str | None = None
+
+
+class DirectusScoring(_Frozen):
+    id: DirectusId | None = None
+    name: str | None = None
+    guidelines: str
+    sort: int | None = None
+    date_created: datetime | None = None
+    date_updated: datetime | None = None
+    user_created: str | None = None
+    user_updated: str | None = None
+
+
+class CriterionInVersion(_Frozen):
+    evaluation_criteria_id: DirectusEvaluationCriterion
+
+
+class ScoringInVersion(_Frozen):
+    scoring_id: DirectusScoring
+
+
+class DirectusEvaluationVersion(_Frozen):
+    """An evaluation version as storybench's model names its fields.
+
+    Built from the set this library serves: criteria in the version's order, keyed by their
+    Directus name, ``sort`` their 1-based position, no item ids or dates of criteria; at most
+    one scoring item, holding the guidelines storybench reads (none when they are empty).
+    """
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    id: DirectusId | None = None
+    version_number: int
+    version_name: str | None = None
+    description: str | None = None
+    status: PublicationStatus
+    date_created: datetime | None = None
+    date_updated: datetime | None = None
+    user_created: str | None = None
+    user_updated: str | None = None
+    # storybench's Directus spells the field ``pubslihed_at``; either spelling is read.
+    published_at: datetime | None = Field(
+        None, validation_alias=AliasChoices("published_at", "pubslihed_at")
+    )
+    published_by: Any = None
+    based_on_version_number: int | None = None
+    evaluation_criteria_in_version: tuple[CriterionInVersion, ...] | None = None
+    scoring_in_version: tuple[ScoringInVersion, ...] | None = None
+    evaluation_criteria: tuple[DirectusEvaluationCriterion, ...] | None = None
+    scoring: tuple[DirectusScoring, ...] | None = None
+
+    _served: EvaluationSet | None = PrivateAttr(default=None)
+    _structure: StorybenchEvaluationStructure | None = PrivateAttr(default=None)
+
+
+class StorybenchEvaluationCriterion(_Frozen):
+    name: str
+    """Title-cased for display: ``character_depth`` is ``Character Depth``."""
+    description: str
+    scale: tuple[int, int]
+    """``(1, maximum)``; storybench's evaluator reads ``scale[0]`` and ``scale[1]``."""
+    criteria: str
+
+
+class StorybenchEvaluationStructure(_Frozen):
+    """What ``convert_to_storybench_evaluation_format`` returns: storybench's criteria.
+
+    ``created_at`` is the version's ``date_created`` (storybench stamps the conversion time).
+    """
+
+    criteria: dict[str, StorybenchEvaluationCriterion]
+    scoring_guidelines: str
+    version: int
+    version_name: str | None = None
+    directus_id: DirectusId | None = None
+    created_at: datetime
+    updated_at: datetime | None = None
+
+    _content: EvaluationSet | None = PrivateAttr(default=None)
+
+    @property
+    def config_hash(self) -> str:
+        """The hash of these criteria, computed as storybench's ``config_hash`` is."""
+        if self._content is not None:
+            return self._content.config_hash
+        return EVALUATION_SETS.from_storybench(self.model_dump(mode="json")).config_hash
+
+
+DirectusEvaluationVersion.model_rebuild()
+
+
 def _created_at(content: VersionedContent) -> datetime:
     if content.created_at is not None:
         return content.created_at
@@ -301,6 +419,56 @@ def _listed_version(info: VersionInfo) -> DirectusPromptSetVersion:
         date_updated=info.updated_at,
         published_at=info.published_at,
     )
+
+
+def _evaluation_structure(evaluation_set: EvaluationSet) -> StorybenchEvaluationStructure:
+    structure = StorybenchEvaluationStructure(
+        criteria={
+            key: StorybenchEvaluationCriterion(
+                name=c.name, description=c.description, scale=c.scale, criteria=c.criteria
+            )
+            for key, c in evaluation_set.criteria.items()
+        },
+        scoring_guidelines=evaluation_set.scoring_guidelines,
+        version=evaluation_set.version,
+        version_name=evaluation_set.version_name,
+        directus_id=evaluation_set.directus_id,
+        created_at=_created_at(evaluation_set),
+        updated_at=evaluation_set.updated_at,
+    )
+    structure._content = evaluation_set
+    return structure
+
+
+def _evaluation_version(evaluation_set: EvaluationSet) -> DirectusEvaluationVersion:
+    guidelines = evaluation_set.scoring_guidelines
+    version = DirectusEvaluationVersion(
+        id=evaluation_set.directus_id,
+        version_number=evaluation_set.version,
+        version_name=evaluation_set.version_name,
+        status=PublicationStatus.PUBLISHED,
+        date_created=evaluation_set.created_at,
+        date_updated=evaluation_set.updated_at,
+        evaluation_criteria_in_version=tuple(
+            CriterionInVersion(
+                evaluation_criteria_id=DirectusEvaluationCriterion(
+                    name=key,
+                    description=c.description,
+                    scale=c.scale[1],
+                    criteria=c.criteria,
+                    sort=i,
+                )
+            )
+            for i, (key, c) in enumerate(evaluation_set.criteria.items(), start=1)
+        ),
+        scoring_in_version=(
+            (ScoringInVersion(scoring_id=DirectusScoring(guidelines=guidelines)),)
+            if guidelines
+            else ()
+        ),
+    )
+    version._served = evaluation_set
+    return version
 
 
 def _raw(version: object) -> Mapping[str, Any]:
@@ -371,24 +539,32 @@ class _Shared:
         self.key = key
         self.loop = loop
         self.cached = settings.shared_cache
-        self.source: DirectusSource
+        self.source: DirectusSource[PromptSet]
         self.prompts: PromptRepository[PromptSet]
+        self.evaluations: PromptRepository[EvaluationSet]
         if self.cached:
             repository = build_repository(settings)
             origin = repository.origin
             if not isinstance(origin, DirectusSource):  # pragma: no cover - build_repository's
                 raise ConfigurationError("the shared repository's origin is not Directus")
+            if repository.evaluations is None:  # pragma: no cover - build_repository's
+                raise ConfigurationError("the shared repository serves no evaluation sets")
             self.source = origin
             self.prompts = repository
+            self.evaluations = repository.evaluations
             self._resource: Any = repository
         else:
             self.source = build_source(settings)
             self.prompts = self.source
-            self._resource = self.source
+            self.evaluations = self.source.for_kind(EVALUATION_SETS)
+            self._resource = self.source  # closes the connections both kinds share
         self.prompt_structures: _Memo[PromptSet, StorybenchPromptsStructure] = _Memo(
             _prompts_structure
         )
         self.prompt_versions: _Memo[PromptSet, DirectusPromptSetVersion] = _Memo(_prompts_version)
+        self.evaluation_versions: _Memo[EvaluationSet, DirectusEvaluationVersion] = _Memo(
+            _evaluation_version
+        )
         self.ready = asyncio.Event()
         self.error: BaseException | None = None
         self.usable = False
@@ -643,6 +819,52 @@ class DirectusClient:
             raise _client_error(exc) from exc
         ordered = sorted(infos, key=lambda info: info.version, reverse=True)
         return [_listed_version(info) for info in ordered]
+
+    # -- storybench's methods: evaluation criteria ------------------------------------------
+
+    async def get_latest_published_evaluation_version(self) -> DirectusEvaluationVersion | None:
+        """The latest published evaluation version in storybench's model, or None."""
+        return await self._evaluation_version(None)
+
+    async def get_evaluation_version_by_number(
+        self, version_number: int
+    ) -> DirectusEvaluationVersion | None:
+        """This published evaluation version in storybench's model, or None."""
+        return await self._evaluation_version(_version_number(version_number))
+
+    async def _evaluation_version(
+        self, version_number: int | None
+    ) -> DirectusEvaluationVersion | None:
+        shared = self._ready_shared() or await self._shared()
+        try:
+            if version_number is None:
+                evaluation_set = await shared.evaluations.latest()
+            else:
+                evaluation_set = await shared.evaluations.get(version_number)
+        except PromptSetNotFoundError:
+            return None
+        except DirectusClientError:
+            raise
+        except (StorybenchPromptsError, RuntimeError) as exc:
+            raise _client_error(exc) from exc
+        return shared.evaluation_versions(version_number, evaluation_set)
+
+    async def convert_to_storybench_evaluation_format(
+        self, version: DirectusEvaluationVersion | Mapping[str, Any] | BaseModel
+    ) -> StorybenchEvaluationStructure:
+        """An evaluation version (this client's model, storybench's, or a raw Directus item)
+        to storybench's evaluation structure, by the library's content rules."""
+        if isinstance(version, DirectusEvaluationVersion) and version._served is not None:
+            if version._structure is None:
+                version._structure = _evaluation_structure(version._served)
+            return version._structure
+        try:
+            evaluation_set = EVALUATION_SETS.convert(_raw(version))
+        except StorybenchPromptsError as exc:
+            raise _client_error(exc) from exc
+        return _evaluation_structure(evaluation_set)
+
+    # -- storybench's methods: Directus itself ---------------------------------------------
 
     async def test_connection(self) -> bool:
         """True when Directus answers and the token may read prompt sets; False otherwise.
