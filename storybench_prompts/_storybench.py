@@ -33,6 +33,7 @@ from typing import Any, Generic, Self, TypeVar, cast
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from ._caching import CachingRepository
 from ._directus import DirectusSource
 from ._exceptions import (
     ConfigurationError,
@@ -44,6 +45,7 @@ from ._exceptions import (
     PromptSetUnavailableError,
     StorybenchPromptsError,
 )
+from ._health import OriginState
 from ._kinds import EVALUATION_SETS, PROMPT_SETS
 from ._models import (
     DirectusId,
@@ -540,6 +542,7 @@ class _Shared:
         self.loop = loop
         self.cached = settings.shared_cache
         self.source: DirectusSource[PromptSet]
+        self.repository: CachingRepository[PromptSet] | None
         self.prompts: PromptRepository[PromptSet]
         self.evaluations: PromptRepository[EvaluationSet]
         if self.cached:
@@ -550,11 +553,13 @@ class _Shared:
             if repository.evaluations is None:  # pragma: no cover - build_repository's
                 raise ConfigurationError("the shared repository serves no evaluation sets")
             self.source = origin
+            self.repository = repository
             self.prompts = repository
             self.evaluations = repository.evaluations
             self._resource: Any = repository
         else:
             self.source = build_source(settings)
+            self.repository = None
             self.prompts = self.source
             self.evaluations = self.source.for_kind(EVALUATION_SETS)
             self._resource = self.source  # closes the connections both kinds share
@@ -813,6 +818,15 @@ class DirectusClient:
         shared = self._ready_shared() or await self._shared()
         try:
             infos = await shared.prompts.versions()
+            repository = shared.repository
+            if (
+                not infos
+                and repository is not None
+                and repository.status().state is not OriginState.VALID
+            ):
+                # An empty mirror stood in for a Directus that failed: that is no answer.
+                # Ask Directus itself, so the caller gets its error, as storybench would.
+                infos = await shared.source.versions()
         except DirectusClientError:
             raise
         except (StorybenchPromptsError, RuntimeError) as exc:
