@@ -37,6 +37,7 @@ from ._caching import CachingRepository
 from ._directus import DirectusSource
 from ._exceptions import (
     ConfigurationError,
+    DirectusAuthenticationError,
     DirectusClientError,
     DirectusConfigurationError,
     InvalidPromptSetError,
@@ -132,6 +133,32 @@ def _client_error(exc: BaseException) -> DirectusClientError:
     if isinstance(exc, ValidationError):  # a setting in the environment is malformed
         return DirectusConfigurationError(f"invalid storybench-prompts setting: {exc}")
     return DirectusUnavailableError(f"{type(exc).__name__}: {exc}", causes=[exc])
+
+
+def _refuse_if_rejected(shared: _Shared, content: VersionedContent) -> None:
+    """A client whose token Directus rejects gets no copy that other credentials fetched.
+
+    The cache keeps serving a set this (URL, token) fetched itself when the token later stops
+    working (stale-if-error), but the mirror is shared by every token: a token Directus
+    rejects gets storybench's error, as storybench's own client and its tests expect.
+    """
+    provenance = content.provenance
+    if provenance is None or provenance.origin == "directus":
+        return
+    _raise_if_rejected(shared)
+
+
+def _raise_if_rejected(shared: _Shared) -> None:
+    repository = shared.repository
+    if repository is None:
+        return
+    status = repository.status()
+    if status.auth_failed and status.state is OriginState.INTERRUPTED:
+        raise DirectusAuthenticationError(
+            f"Directus rejects this client's token ({status.last_error}); "
+            "no mirrored copy is served to it",
+            status=401,
+        )
 
 
 # -- storybench's models, by its field names -----------------------------------------------
@@ -770,6 +797,8 @@ class DirectusClient:
             raise
         except (StorybenchPromptsError, RuntimeError) as exc:
             raise _client_error(exc) from exc
+        if prompt_set.provenance is not None and prompt_set.provenance.origin != "directus":
+            _refuse_if_rejected(shared, prompt_set)
         return shared.prompt_structures(version_number, prompt_set)
 
     async def get_latest_published_version(self) -> DirectusPromptSetVersion | None:
@@ -793,6 +822,7 @@ class DirectusClient:
             raise
         except (StorybenchPromptsError, RuntimeError) as exc:
             raise _client_error(exc) from exc
+        _refuse_if_rejected(shared, prompt_set)
         return shared.prompt_versions(version_number, prompt_set)
 
     async def convert_to_storybench_format(
@@ -819,14 +849,12 @@ class DirectusClient:
         try:
             infos = await shared.prompts.versions()
             repository = shared.repository
-            if (
-                not infos
-                and repository is not None
-                and repository.status().state is not OriginState.VALID
-            ):
-                # An empty mirror stood in for a Directus that failed: that is no answer.
-                # Ask Directus itself, so the caller gets its error, as storybench would.
-                infos = await shared.source.versions()
+            if repository is not None and repository.status().state is not OriginState.VALID:
+                _raise_if_rejected(shared)
+                if not infos:
+                    # An empty mirror stood in for a Directus that failed: that is no answer.
+                    # Ask Directus itself, so the caller gets its error, as storybench would.
+                    infos = await shared.source.versions()
         except DirectusClientError:
             raise
         except (StorybenchPromptsError, RuntimeError) as exc:
@@ -861,6 +889,7 @@ class DirectusClient:
             raise
         except (StorybenchPromptsError, RuntimeError) as exc:
             raise _client_error(exc) from exc
+        _refuse_if_rejected(shared, evaluation_set)
         return shared.evaluation_versions(version_number, evaluation_set)
 
     async def convert_to_storybench_evaluation_format(

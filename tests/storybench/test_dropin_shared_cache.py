@@ -20,7 +20,11 @@ from pymongo import AsyncMongoClient
 
 from devserver.directus import DirectusServer
 from devserver.mongo import MongoServer
-from storybench_prompts import DirectusClientError, DirectusConnectionError
+from storybench_prompts import (
+    DirectusAuthenticationError,
+    DirectusClientError,
+    DirectusConnectionError,
+)
 from storybench_prompts._storybench import (
     _REGISTRY,
     DirectusClient,
@@ -244,6 +248,30 @@ def test_listing_with_directus_down_and_an_empty_mirror_raises(
             await DirectusClient().list_published_versions()
 
     asyncio.run(listing())
+
+
+@pytest.mark.directus
+def test_a_rejected_token_gets_no_mirrored_copy(directus_env: DirectusServer) -> None:
+    async def warm() -> None:
+        assert await DirectusClient().fetch_prompts() is not None
+        await background_work_done()  # the mirror holds the latest set
+
+    asyncio.run(warm())
+
+    async def rejected() -> None:
+        bad = DirectusClient(token="invalid-token")
+        with pytest.raises(DirectusAuthenticationError):
+            await bad.get_latest_published_version()
+        with pytest.raises(DirectusAuthenticationError):
+            await bad.fetch_prompts()
+        with pytest.raises(DirectusAuthenticationError):
+            await bad.list_published_versions()
+        assert await bad.test_connection() is False
+        # The token Directus accepts is served in the same loop.
+        assert await DirectusClient().fetch_prompts() is not None
+        await background_work_done()
+
+    asyncio.run(rejected())
 
 
 # -- the MongoDB mirror is storybench's collection --------------------------------------------
