@@ -135,25 +135,22 @@ def _client_error(exc: BaseException) -> DirectusClientError:
     return DirectusUnavailableError(f"{type(exc).__name__}: {exc}", causes=[exc])
 
 
-def _refuse_if_rejected(shared: _Shared, content: VersionedContent) -> None:
-    """A client whose token Directus rejects gets no copy that other credentials fetched.
+def _refuse_if_rejected(shared: _Shared) -> None:
+    """A token Directus has rejected, and never accepted, gets no copy fetched by another.
 
-    The cache keeps serving a set this (URL, token) fetched itself when the token later stops
-    working (stale-if-error), but the mirror is shared by every token: a token Directus
-    rejects gets storybench's error, as storybench's own client and its tests expect.
+    The mirror is shared by every token, so without this a wrong token would be served what
+    the right one mirrored; storybench's own client (and its tests) raise. Once Directus has
+    accepted this (URL, token) in this loop, the cache's outage rules apply as for any
+    failure: an expired token keeps the benchmark running on the copies it had.
     """
-    provenance = content.provenance
-    if provenance is None or provenance.origin == "directus":
-        return
-    _raise_if_rejected(shared)
-
-
-def _raise_if_rejected(shared: _Shared) -> None:
     repository = shared.repository
     if repository is None:
+        shared.accepted = True
         return
     status = repository.status()
-    if status.auth_failed and status.state is OriginState.INTERRUPTED:
+    if status.last_success_at is not None:
+        shared.accepted = True
+    elif status.auth_failed:
         raise DirectusAuthenticationError(
             f"Directus rejects this client's token ({status.last_error}); "
             "no mirrored copy is served to it",
@@ -597,6 +594,8 @@ class _Shared:
         self.evaluation_versions: _Memo[EvaluationSet, DirectusEvaluationVersion] = _Memo(
             _evaluation_version
         )
+        self.accepted = False
+        """Whether Directus has answered this (URL, token) in this loop (see below)."""
         self.ready = asyncio.Event()
         self.error: BaseException | None = None
         self.usable = False
@@ -797,8 +796,8 @@ class DirectusClient:
             raise
         except (StorybenchPromptsError, RuntimeError) as exc:
             raise _client_error(exc) from exc
-        if prompt_set.provenance is not None and prompt_set.provenance.origin != "directus":
-            _refuse_if_rejected(shared, prompt_set)
+        if not shared.accepted:
+            _refuse_if_rejected(shared)
         return shared.prompt_structures(version_number, prompt_set)
 
     async def get_latest_published_version(self) -> DirectusPromptSetVersion | None:
@@ -822,7 +821,8 @@ class DirectusClient:
             raise
         except (StorybenchPromptsError, RuntimeError) as exc:
             raise _client_error(exc) from exc
-        _refuse_if_rejected(shared, prompt_set)
+        if not shared.accepted:
+            _refuse_if_rejected(shared)
         return shared.prompt_versions(version_number, prompt_set)
 
     async def convert_to_storybench_format(
@@ -848,13 +848,17 @@ class DirectusClient:
         shared = self._ready_shared() or await self._shared()
         try:
             infos = await shared.prompts.versions()
+            if not shared.accepted:
+                _refuse_if_rejected(shared)
             repository = shared.repository
-            if repository is not None and repository.status().state is not OriginState.VALID:
-                _raise_if_rejected(shared)
-                if not infos:
-                    # An empty mirror stood in for a Directus that failed: that is no answer.
-                    # Ask Directus itself, so the caller gets its error, as storybench would.
-                    infos = await shared.source.versions()
+            if (
+                not infos
+                and repository is not None
+                and repository.status().state is not OriginState.VALID
+            ):
+                # An empty mirror stood in for a Directus that failed: that is no answer.
+                # Ask Directus itself, so the caller gets its error, as storybench would.
+                infos = await shared.source.versions()
         except DirectusClientError:
             raise
         except (StorybenchPromptsError, RuntimeError) as exc:
@@ -889,7 +893,8 @@ class DirectusClient:
             raise
         except (StorybenchPromptsError, RuntimeError) as exc:
             raise _client_error(exc) from exc
-        _refuse_if_rejected(shared, evaluation_set)
+        if not shared.accepted:
+            _refuse_if_rejected(shared)
         return shared.evaluation_versions(version_number, evaluation_set)
 
     async def convert_to_storybench_evaluation_format(

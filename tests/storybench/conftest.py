@@ -76,39 +76,45 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> SentRequests:
     return log
 
 
-async def background_work_done(
-    before: set[asyncio.Task[Any]] | None = None, timeout: float = 10.0
-) -> None:
-    """Wait until no task is left but the shared hosts, the caller's and those in ``before``.
+async def background_work_done(timeout: float = 10.0) -> None:
+    """Wait until the shared repositories have no background work left (mirror writes,
+    refreshes), only their hosts.
 
-    The shared repository writes each fresh set to the mirror in the background. The test's
-    event loop closes right after the test and cancels what is left, which interrupts a file
-    mirror write half way (``FileMirror`` then leaks its temporary file: reported, not ours).
+    The test's event loop closes right after the test and cancels what is left, which
+    interrupts a file mirror write half way (``FileMirror`` then leaks its temporary file).
     """
+    import storybench_prompts
     from storybench_prompts._storybench import _REGISTRY
 
-    keep = set(before or ()) | {asyncio.current_task()}
+    package = str(Path(storybench_prompts.__file__).parent)
     with anyio.fail_after(timeout):
         while True:
             hosts = {s.task for entries in _REGISTRY.values() for s in entries.values()}
             busy = [
                 t
                 for t in asyncio.all_tasks()
-                if t not in keep and t not in hosts and not _is_test_runner(t)
+                if t not in hosts and not t.done() and _runs_code_of(t, package)
             ]
             if not busy:
                 return
             await asyncio.sleep(0.01)
 
 
-def _is_test_runner(task: asyncio.Task[Any]) -> bool:
-    # anyio's pytest plugin runs each fixture step in a task of its own.
-    return "TestRunner" in getattr(task.get_coro(), "__qualname__", "")
+def _runs_code_of(task: asyncio.Task[Any], package: str) -> bool:
+    """Whether the task runs the library's code (anyio wraps the coroutine it was given)."""
+    if "storybench_prompts" in task.get_name() or task.get_name().startswith("single-flight"):
+        return True
+    coro: Any = task.get_coro()
+    while coro is not None:
+        code = getattr(coro, "cr_code", None)
+        if code is not None and code.co_filename.startswith(package):
+            return True
+        coro = getattr(coro, "cr_await", None)
+    return False
 
 
 @pytest.fixture
 async def settled() -> AsyncIterator[None]:
     """Lets the mirror writes of the test finish before its loop closes."""
-    before = asyncio.all_tasks()
     yield
-    await background_work_done(before)
+    await background_work_done()
