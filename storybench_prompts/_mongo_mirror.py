@@ -161,8 +161,9 @@ def redact_uri(uri: str) -> str:
 def map_pymongo_errors(what: str, where: str) -> Iterator[None]:
     """Turn the driver's errors into ours. Messages never include the URI's credentials.
 
-    BSON's ``InvalidDocument`` and ``DocumentTooLarge`` are not ``PyMongoError`` subclasses;
-    they are mapped too, so nothing from the driver escapes untyped.
+    BSON's ``InvalidDocument`` and ``DocumentTooLarge`` are not ``PyMongoError`` subclasses,
+    nor is the ``OverflowError`` of an integer wider than 8 bytes; they are mapped too, so
+    nothing from the driver escapes untyped.
     """
     try:
         yield
@@ -175,7 +176,8 @@ def map_pymongo_errors(what: str, where: str) -> Iterator[None]:
         raise MirrorUnavailableError(
             f"MongoDB unavailable for {what} at {where}: {type(exc).__name__}: {_scrub(str(exc))}"
         ) from None
-    except bson.errors.BSONError as exc:
+    except (bson.errors.BSONError, OverflowError) as exc:
+        # OverflowError: BSON's integers are 8 bytes at most ("can only handle up to 8-byte ints").
         raise MirrorUnavailableError(
             f"MongoDB cannot store or read {what} at {where}: {type(exc).__name__}: "
             f"{_scrub(str(exc))}"
