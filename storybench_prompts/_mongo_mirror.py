@@ -58,7 +58,10 @@ one or two active documents, never zero; a sync killed between its writes leaves
 document active and the next write finishes the job; racing syncs converge on the most recent
 activation. A database written by storybench alone may hold several active documents and no
 ``activation_seq``: the reconcile keeps the one storybench's reader finds now, stamping it with
-a counter value before deactivating the rest. An activation made afterwards by storybench's own
+``activation_seq: 0.5`` before deactivating the rest (below every number the counter hands
+out, so a real activation always outranks it, even one claimed a moment earlier and not yet
+stamped; ties among such documents go to the higher ``_id``). An activation made afterwards by
+storybench's own
 ``sync-prompts`` is not seen as one (it writes no ``activation_seq``); use ``sync`` instead.
 
 **Existing databases need no migration.** Only non-unique indexes are built; an index whose key
@@ -119,6 +122,9 @@ DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_CONNECT_TIMEOUT = 2.0
 SCHEMA_VERSION = 2
 META_COLLECTION = "storybench_prompts_meta"
+# The rank given to the active document of a database storybench wrote alone (see the module
+# docs): above "never activated" (0 or missing), below every number the counter hands out.
+_ADOPTED_SEQ = 0.5
 
 # Per version, the copy synced last first. ``sync_order`` is an integer (microseconds since
 # the epoch, and above every earlier copy of the version) rather than the ``synced_at`` date:
@@ -358,7 +364,16 @@ class MongoMirror(Generic[C]):
         if self._indexes_ready:
             return
         with self._errors("listing indexes"):
-            existing = await self._collection.index_information()
+            try:
+                existing = await self._collection.index_information()
+            except pymongo.errors.OperationFailure as exc:
+                # Not allowed to list them (a role without listIndexes): reads and writes are
+                # still correct without our indexes.
+                logger.warning(
+                    "indexes of %s not checked: %s", self._collection.name, _scrub(str(exc))
+                )
+                self._indexes_ready = True
+                return
         present: set[tuple[str, ...]] = set()
         for index_name, info in existing.items():
             fields = tuple(str(k) for k, _ in info.get("key", []))
@@ -781,7 +796,7 @@ class MongoMirror(Generic[C]):
                 target = await self._target(top)
                 if target is None:
                     continue  # a fresher number was stamped; rank again
-                seq = int(target.get("activation_seq") or 0)
+                seq = target.get("activation_seq") or 0
                 # 1. Activate first...
                 if not target.get("is_active"):
                     await self._collection.update_one(
@@ -810,14 +825,15 @@ class MongoMirror(Generic[C]):
         """Nothing was activated through us: adopt the document storybench's reader finds.
 
         A database written by storybench alone may hold several active documents; the one its
-        reader returns now is kept, stamped with a counter value so that it ranks above the
+        reader returns now is kept, stamped with ``_ADOPTED_SEQ`` so that it ranks above the
         rest, which the reconcile then deactivates. Returns False when none is active.
         """
         chosen = await self._collection.find_one({"is_active": True}, {"_id": 1})
         if chosen is None:
             return False
-        seq = await self._claim()
-        await self._collection.update_one({"_id": chosen["_id"]}, {"$max": {"activation_seq": seq}})
+        await self._collection.update_one(
+            {"_id": chosen["_id"]}, {"$max": {"activation_seq": _ADOPTED_SEQ}}
+        )
         return True
 
     async def _target(self, top: dict[str, Any]) -> dict[str, Any] | None:
@@ -827,7 +843,7 @@ class MongoMirror(Generic[C]):
         synced later), so no rank ever decreases. Otherwise it needs a fresh number, taken only
         if no newer activation was claimed meanwhile; None means "rank again".
         """
-        seq = int(top["activation_seq"])
+        seq = top["activation_seq"]
         pick = self._pick(await self._find({"version": top["version"]}, _COPY_ORDER))
         target = pick.doc
         if target is None or target["_id"] == top["_id"]:
@@ -836,7 +852,9 @@ class MongoMirror(Generic[C]):
             await self._collection.update_one(
                 {"_id": target["_id"]}, {"$max": {"activation_seq": seq}}
             )
-            return {**target, "activation_seq": max(seq, int(target.get("activation_seq") or 0))}
+            return {**target, "activation_seq": max(seq, target.get("activation_seq") or 0)}
+        if not isinstance(seq, int):
+            return top  # an adopted storybench document: only a real activation replaces it
         counter = await self._db[META_COLLECTION].find_one_and_update(
             {"_id": f"activation:{self._collection.name}", "seq": seq},
             {"$inc": {"seq": 1}},
@@ -871,7 +889,7 @@ def _synced_later(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return not isinstance(sb, int) or sa > sb
 
 
-def _ranked_below(seq: int, order: Any, doc_id: Any) -> list[dict[str, Any]]:
+def _ranked_below(seq: float, order: Any, doc_id: Any) -> list[dict[str, Any]]:
     """A filter for documents that rank strictly below (seq, sync_order, _id) in ``_RANK``."""
     clauses: list[dict[str, Any]] = [
         {"activation_seq": {"$lt": seq}},
@@ -881,7 +899,12 @@ def _ranked_below(seq: int, order: Any, doc_id: Any) -> list[dict[str, Any]]:
         clauses += [
             {"activation_seq": seq, "sync_order": {"$lt": order}},
             {"activation_seq": seq, "sync_order": {"$exists": False}},
+            {"activation_seq": seq, "sync_order": order, "_id": {"$lt": doc_id}},
         ]
-        if isinstance(doc_id, str):
-            clauses.append({"activation_seq": seq, "sync_order": order, "_id": {"$lt": doc_id}})
+    else:
+        # Adopted storybench documents tie on the number; the higher _id ranks first. ``$lt``
+        # compares ids of one BSON type only, which is all such a tie can hold.
+        clauses.append(
+            {"activation_seq": seq, "sync_order": {"$exists": False}, "_id": {"$lt": doc_id}}
+        )
     return clauses

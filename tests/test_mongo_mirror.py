@@ -147,6 +147,20 @@ async def test_indexes_are_non_unique_and_the_old_unique_index_goes(mongo_databa
     assert len(await collection.index_information()) == len(info)
 
 
+async def test_an_old_unique_index_that_cannot_be_dropped_is_reported(mongo_database, monkeypatch):
+    await mongo_database["prompts"].create_index([("version", pymongo.ASCENDING)], unique=True)
+    mirror = MongoMirror(database=mongo_database)
+
+    async def refused(*args: Any, **kwargs: Any) -> None:
+        return None  # as if the server refused to drop it (no dropIndex privilege)
+
+    monkeypatch.setattr(mirror, "_drop_index", refused)
+    await mirror.save(flat_set(1))
+    with pytest.raises(MirrorUnavailableError, match="unique index on 'version'"):
+        await mirror.save(flat_set(1, text_suffix=" edited"))
+    assert (await mirror.get(1)).config_hash == flat_set(1).config_hash
+
+
 async def test_readers_never_see_zero_active_while_syncs_race(mongo_database, mongo_uri):
     first = MongoMirror(database=mongo_database)
     await first.save(flat_set(1))
@@ -332,6 +346,37 @@ async def test_several_active_storybench_documents_settle_on_one(mongo_database)
         assert stored["created_at"] == doc["created_at"]
     await mirror.activate(7)
     assert await active_versions(mongo_database) == [7]
+
+
+async def test_a_real_activation_outranks_an_adopted_storybench_document(mongo_database):
+    """Even one claimed before the adoption and stamped after it."""
+    created = datetime(2025, 5, 1, tzinfo=UTC)
+    docs = [storybench_document(flat_set(v), active=True, created_at=created) for v in (1, 2)]
+    await mongo_database["prompts"].insert_many([dict(d) for d in docs])
+    syncing, caching = MongoMirror(database=mongo_database), MongoMirror(database=mongo_database)
+    await syncing.save(flat_set(5))
+    await mongo_database["prompts"].update_many({}, {"$unset": {"activation_seq": ""}})
+    seq = await syncing._claim()  # `sync` claimed its number for version 5...
+    await caching.reconcile()  # ...a write-through elsewhere adopts storybench's document...
+    assert len(await active_versions(mongo_database)) == 1
+    await mongo_database["prompts"].update_one(  # ...and then the number is stamped
+        {"_id": flat_set(5).config_hash}, {"$max": {"activation_seq": seq}}
+    )
+    assert await caching.reconcile() == 5
+    assert await active_versions(mongo_database) == [5]
+
+
+async def test_a_tampered_active_copy_hands_the_flag_to_a_servable_one(mongo_database):
+    mirror = MongoMirror(database=mongo_database)
+    first, second = flat_set(2), flat_set(2, text_suffix=" b")
+    await mirror.save(first)
+    await mirror.activate(2)
+    await mirror.save(second)
+    assert (await storybench_reader(mongo_database))["_id"] == second.config_hash
+    await tamper(mongo_database, second.config_hash)
+    assert await mirror.reconcile() == 2
+    active = [d["_id"] async for d in mongo_database["prompts"].find({"is_active": True})]
+    assert active == [first.config_hash]  # the servable copy of the same version
 
 
 # -- withdrawal -----------------------------------------------------------------------------
