@@ -10,7 +10,8 @@ ones: an evaluation records the ``config_hash`` it ran, so an old document is th
 what a past run used. Our documents use the hash as ``_id``, so two processes saving the same
 content at once end with one document (the loser of the insert updates the winner's
 metadata). A save never changes the content of a document, never deletes one, and never
-touches a document's ``created_at``. Our document::
+touches a document's ``created_at``; the one exception is a document of ours edited by hand,
+whose content is put back to what its ``_id`` names. Our document::
 
     {_id: config_hash, config_hash, version, <content>, created_at, is_active,  # storybench's
      version_name, directus_id, content_hash, source_created_at, source_updated_at,
@@ -61,8 +62,8 @@ activation. A database written by storybench alone may hold several active docum
 ``activation_seq: 0.5`` before deactivating the rest (below every number the counter hands
 out, so a real activation always outranks it, even one claimed a moment earlier and not yet
 stamped; ties among such documents go to the higher ``_id``). An activation made afterwards by
-storybench's own
-``sync-prompts`` is not seen as one (it writes no ``activation_seq``); use ``sync`` instead.
+storybench's own ``sync-prompts`` is not seen as one (it writes no ``activation_seq``); use
+``sync`` instead.
 
 **Existing databases need no migration.** Only non-unique indexes are built; an index whose key
 already exists is left as it is; the unique ``version`` index of our 0.1 schema (one document

@@ -379,6 +379,51 @@ async def test_a_tampered_active_copy_hands_the_flag_to_a_servable_one(mongo_dat
     assert active == [first.config_hash]  # the servable copy of the same version
 
 
+async def test_documents_of_our_first_schema_are_served_and_kept(mongo_database):
+    """0.1 wrote one document per version (ObjectId _id, datetimes, a unique version index)."""
+    old = flat_set(1)
+    synced = datetime(2025, 6, 1, tzinfo=UTC)
+    document = {
+        "_id": ObjectId(),
+        "config_hash": old.config_hash,
+        "content_hash": old.content_hash,
+        "version": 1,
+        "version_name": old.version_name,
+        "directus_id": old.directus_id,
+        "sequences": old.sequences_as_dicts(),
+        "source_created_at": None,
+        "source_updated_at": None,
+        "fetched_at": synced,
+        "synced_at": synced,
+        "created_at": synced,
+        "is_active": True,
+        "activation_seq": 3,
+        "schema_version": 1,
+    }
+    await mongo_database["prompts"].insert_one(dict(document))
+    await mongo_database["prompts"].create_index([("version", pymongo.ASCENDING)], unique=True)
+    await mongo_database["storybench_prompts_meta"].insert_one(
+        {"_id": "activation:prompts", "seq": 3}
+    )
+    mirror = MongoMirror(database=mongo_database)
+    assert (await mirror.get(1)).config_hash == old.config_hash
+    assert await mirror.save(old) == "unchanged"
+    edited = flat_set(1, text_suffix=" edited")
+    assert await mirror.save(edited) == "updated"
+    assert (await mirror.get(1)).config_hash == edited.config_hash
+    assert (await mirror.get_by_hash(old.config_hash)).config_hash == old.config_hash
+    kept = await mongo_database["prompts"].find_one({"_id": document["_id"]})
+    assert kept["sequences"] == document["sequences"]
+    assert kept["created_at"] == document["created_at"]
+    # Version 1 stays the active version; its current copy carries the flag.
+    assert [d["_id"] async for d in mongo_database["prompts"].find({"is_active": True})] == [
+        edited.config_hash
+    ]
+    await mirror.save(flat_set(2))
+    await mirror.activate(2)
+    assert (await mongo_database["prompts"].find_one({"version": 2}))["activation_seq"] == 4
+
+
 # -- withdrawal -----------------------------------------------------------------------------
 
 
