@@ -316,6 +316,7 @@ class RealtimeChannel:
                         "query": {"fields": ["id"]},
                     },
                 )
+            known = self._status.unsubscribed
             refused = await self._await_subscriptions(ws)
         if len(refused) == len(self._collections):
             raise _Ended(
@@ -323,7 +324,7 @@ class RealtimeChannel:
                 "by the token)",
                 refused=True,
             )
-        if refused:
+        if refused and tuple(refused) != known:  # said once, not at every reconnect
             logger.warning(
                 "Directus realtime: no subscription to %s (missing, or not readable by the "
                 "token); changes there follow TTLs only",

@@ -628,6 +628,10 @@ async def test_a_refused_subscription_is_listed_and_the_others_are_watched(
             assert channel.status.unsubscribed == ("evaluation_versions",)
             await server.broadcast("prompts", "update", [{"id": 2}])
             await wait_for(lambda: len(rec.changes) == 1)
+            await server.sockets[0].drop()
+            await wait_for(lambda: rec.connected == 2)
+            assert channel.status.unsubscribed == ("evaluation_versions",)
+    # Said once, not again at each reconnect.
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "evaluation_versions" in warnings[0]
