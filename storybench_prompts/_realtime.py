@@ -51,6 +51,8 @@ from httpx_ws import (
 )
 from pydantic import SecretStr
 
+from ._exceptions import ConfigurationError
+
 __all__ = [
     "ChangeCallback",
     "ChannelState",
@@ -119,9 +121,10 @@ class RealtimeTiming:
     """Mode ``auto``: how long to wait before asking again a server without realtime."""
     handshake_timeout: float = 10.0
     """Connecting, authenticating and subscribing together must finish within this."""
-    idle_ping_after: float = 90.0
-    """After this long without any message (Directus pings every 30 s by default), send a
-    WebSocket ping, so a silently dead connection (a half-open TCP link) is noticed."""
+    idle_ping_after: float = 45.0
+    """After this long without any message, send a WebSocket ping, so a silently dead
+    connection (a half-open TCP link, a frozen server) is noticed within this plus
+    ``ping_timeout``. Directus pings every 30 s by default, so this costs nothing then."""
     ping_timeout: float = 10.0
 
     def backoff(self, attempt: int, rand: Callable[[], float]) -> float:
@@ -147,9 +150,21 @@ class RealtimeChannel:
     """Directus's realtime WebSocket for a set of collections, kept open until cancelled.
 
     ``run()`` belongs in the owner's task group; cancelling it closes the socket cleanly.
+
+    ``on_change(collection, event, ids)`` is called for every create/update/delete in a watched
+    collection (``ids`` as Directus keys: ints for integer keys). ``on_connected()`` is called
+    each time the channel is open, subscribed and listening, the first time included: what
+    changed while it was down is not replayed, so the owner revalidates everything then. A
+    change may be reported just before the ``on_connected`` of its connection.
+
     Callbacks are called from ``run()``'s task and must not block: the socket is not read (and
     Directus's pings not answered) while they run, so schedule slow work elsewhere. An exception
     from a callback is logged and does not stop the channel.
+
+    ``clock`` (wall-clock seconds by default) stamps the status and times ``healthy_after``;
+    ``sleep`` and ``rand`` drive the backoff; ``client_factory`` makes the ``httpx.AsyncClient``
+    of each connection attempt (a transport for tests, proxies, TLS settings). The token is sent
+    in the first WebSocket message only, never in a URL, a log, a repr or an error.
     """
 
     def __init__(
@@ -171,6 +186,8 @@ class RealtimeChannel:
             raise ValueError(f"realtime mode must be auto, on or off, not {mode!r}")
         self._url = base_url.rstrip("/") + "/websocket"
         self._token = token if isinstance(token, SecretStr) else SecretStr(token)
+        if not self._token.get_secret_value():
+            raise ConfigurationError("Directus token missing: realtime needs one to authenticate")
         # Directus answers and identifies each subscription by its uid; the collection name
         # is used as uid so events map back without a table.
         self._collections = tuple(dict.fromkeys(collections))

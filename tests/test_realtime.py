@@ -34,6 +34,7 @@ from wsproto.events import (
     TextMessage,
 )
 
+from storybench_prompts._exceptions import ConfigurationError
 from storybench_prompts._realtime import (
     ChannelState,
     ChannelStatus,
@@ -757,6 +758,11 @@ async def test_the_token_is_never_in_repr_status_logs_or_errors(
     assert texts
     assert all(secret not in text for text in texts)
     assert "token=***" in texts[0]
+
+
+def test_an_empty_token_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="token missing"):
+        RealtimeChannel("http://127.0.0.1:1", SecretStr(""), ["prompts"], on_change=print)
 
 
 def test_a_mode_outside_auto_on_off_is_refused() -> None:
