@@ -42,7 +42,7 @@ import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar, cast
 
 import anyio
 from anyio.abc import TaskGroup
@@ -64,6 +64,9 @@ from ._models import EvaluationSet, Provenance, VersionedContent, VersionInfo
 from ._repository import PromptMirror, PromptRepository
 from ._singleflight import Flight, SingleFlight
 from ._sync import DEFAULT_SYNC_CONCURRENCY, SyncResult, sync_versions
+
+if TYPE_CHECKING:
+    from ._realtime import ChannelStatus
 
 __all__ = [
     "DEFAULT_FALLBACK_AFTER",
@@ -121,6 +124,15 @@ class CachePolicy:
     warm_concurrency: int = DEFAULT_SYNC_CONCURRENCY
     probe_initial: float = 0.5
     probe_max: float = 30.0
+
+
+class ChangeFeed(Protocol):
+    """What the repository needs of a realtime channel (``_realtime.RealtimeChannel``)."""
+
+    @property
+    def status(self) -> ChannelStatus: ...
+
+    async def run(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +217,9 @@ class CachingRepository(Generic[C]):
     ``sleep`` waits in the same seconds (tests pass a fake pair, so timing rules are exact).
     ``evaluations`` is the repository of the second content kind, opened and closed with this
     one; ``health`` and ``probes`` are shared between them (one Directus behind both).
+    ``channel`` is a realtime feed of Directus's changes: this repository runs it in its task
+    group (wire its callbacks to :meth:`content_changed`), and while it is open entries that no
+    change has touched stay current past their TTL.
     """
 
     def __init__(
@@ -218,6 +233,7 @@ class CachingRepository(Generic[C]):
         rand: Callable[[], float] = random.random,
         kind: ContentKind[C] | None = None,
         evaluations: CachingRepository[EvaluationSet] | None = None,
+        channel: ChangeFeed | None = None,
         health: OriginHealth | None = None,
         probes: ProbeSchedule | None = None,
         close_origin: bool = True,
@@ -252,7 +268,10 @@ class CachingRepository(Generic[C]):
         self._latest_floor: int | None = None
         self._withdrawal_checked_for: int | None = None
         self._drifts: list[Drift] = []
-        self._push_active = False
+        self._channel = channel
+        # Bumped by every change Directus reports; a fetch that began before the last change
+        # may hold the old content, so what it brings is stored as needing a fetch again.
+        self._change_generation = 0
         self._task_group: TaskGroup | None = None
         self._close_origin = close_origin
         self._close_mirror = close_mirror
@@ -266,6 +285,8 @@ class CachingRepository(Generic[C]):
     async def __aenter__(self) -> Self:
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
+        if self._channel is not None and self._owns_channel():
+            self._task_group.start_soon(self._channel.run, name="realtime channel")
         if self.evaluations is not None:
             try:
                 await self.evaluations.__aenter__()
@@ -307,6 +328,20 @@ class CachingRepository(Generic[C]):
                 await self.origin.aclose()
             if self.mirror is not None and self._close_mirror:
                 await self.mirror.aclose()
+
+    def _owns_channel(self) -> bool:
+        # The repository of the other kind reads the same channel's status; one runs it.
+        return self.evaluations is not None or self.kind is PROMPT_SETS
+
+    def _pushed(self) -> bool:
+        """Whether Directus's changes to this kind arrive as they happen."""
+        channel = self._channel
+        if channel is None:
+            return False
+        status = channel.status
+        if status.state != "open":
+            return False
+        return not set(status.unsubscribed) & set(self.kind.related_collections)
 
     def _tg(self) -> TaskGroup:
         if self._task_group is None:
@@ -406,7 +441,7 @@ class CachingRepository(Generic[C]):
             raise _fresh_error(negative)
         now = self._clock()
         if entry is not None and not entry.invalidated:
-            if self._push_active and entry.from_origin:
+            if entry.from_origin and self._pushed():
                 # Realtime is up: an entry no change event has touched is still current.
                 self._stats.hits += 1
                 return entry.served
@@ -651,6 +686,7 @@ class CachingRepository(Generic[C]):
         self._probes.succeeded()
 
     async def _fetch_origin(self, flight: Flight[C], key: Key, *, probe: bool = False) -> C:
+        generation = self._change_generation
         started = self._clock()
         self._stats.origin_requests += 1
 
@@ -698,7 +734,24 @@ class CachingRepository(Generic[C]):
                 self._withdraw_above_in_background(content.version)
         self._store(content.version, content, fresh_for=self.policy.pinned_ttl, now=now)
         self._write_through(content)
+        if generation != self._change_generation:
+            self._refetch_after(flight, key, content.version)
         return content
+
+    def _refetch_after(self, flight: Flight[C], key: Key, version: int) -> None:
+        """A change arrived while this fetch ran: fetch again once it has landed."""
+        for stored in (key, version):
+            entry = self._cache.get(stored)
+            if entry is not None:
+                entry.invalidated = True
+        if self._task_group is None:
+            return
+
+        async def again() -> None:
+            await flight.done.wait()
+            self._refresh_in_background(key)
+
+        self._task_group.start_soon(again)
 
     def _notice_drift(self, content: C) -> None:
         entry = self._cache.get(content.version)
@@ -879,6 +932,7 @@ class CachingRepository(Generic[C]):
     def refresh_all(self) -> None:
         """The content may have changed in Directus: no cached entry is served as fresh until
         fetched again, and each is fetched again now, in the background."""
+        self._change_generation += 1
         self._not_found.clear()
         for key, entry in list(self._cache.items()):
             entry.invalidated = True
@@ -891,12 +945,31 @@ class CachingRepository(Generic[C]):
         if self.evaluations is not None:
             self.evaluations.content_changed(collection)
 
-    def set_push_active(self, active: bool) -> None:
-        """Whether a realtime channel is delivering Directus's changes: while it is, entries
-        no change has touched stay current past their TTL (no polling needed)."""
-        self._push_active = active
+    def attach_channel(self, channel: ChangeFeed) -> None:
+        """Use ``channel`` (for this kind and the other), before ``async with``."""
+        if self._task_group is not None:
+            raise RuntimeError("attach the realtime channel before entering the repository")
+        self._channel = channel
         if self.evaluations is not None:
-            self.evaluations.set_push_active(active)
+            self.evaluations.attach_channel(channel)
+
+    def channel_status(self) -> ChannelStatus | None:
+        """The realtime channel's state, or None when there is none."""
+        return self._channel.status if self._channel is not None else None
+
+    def _channel_description(self) -> dict[str, Any] | None:
+        status = self.channel_status()
+        if status is None:
+            return None
+        return {
+            "state": str(status.state),
+            "since": status.since,
+            "reconnects": status.reconnects,
+            "events": status.events,
+            "last_error": status.last_error,
+            "unsubscribed": list(status.unsubscribed),
+            "current": self._pushed(),
+        }
 
     def stats(self) -> Stats:
         return self._stats.copy()
@@ -916,7 +989,7 @@ class CachingRepository(Generic[C]):
             "last_error": status.last_error,
             "last_error_kind": status.last_error_kind,
             "cached_entries": len(self._cache),
-            "realtime": self._push_active,
+            "realtime": self._channel_description(),
             "stats": self._stats.as_dict(),
         }
         if self.evaluations is not None:

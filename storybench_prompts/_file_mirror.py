@@ -1,44 +1,73 @@
-"""The file mirror: one JSON snapshot per version in a directory (the embedded default).
+"""The file mirror: JSON snapshots in a directory (the embedded default), for any content kind.
 
-Layout: ``<dir>/prompt-set-v<N>.json``. No index file: the directory listing is the index, so
-there is nothing that can disagree with the snapshots. Each snapshot stores its ``config_hash``
-and is re-validated on every read; a file that fails is reported with its path and never served.
+Layout, for a kind whose ``file_prefix`` is ``prompt-set``::
 
-Writes go to a temporary file in the same directory, are flushed and fsynced, then renamed over
-the old snapshot (``os.replace`` is atomic on POSIX), so a crash mid-write leaves the previous
-snapshot intact and concurrent writers from several processes each leave a whole file.
+    <dir>/prompt-set-v<N>.json                 the current copy of version N
+    <dir>/by-hash/prompt-set-<config_hash>.json every content ever saved, by its hash
+
+No index file: the directory listing is the index, so nothing can disagree with the files.
+Each file stores its ``config_hash`` and is re-validated (content rules and hash) on every
+read; a file that fails is a :class:`MirrorCorruptError` naming its path and is never served.
+
+**Records.** A save first writes the content-addressed record of what it saves; a record is
+written once (an exclusive link: concurrent writers leave one) and never overwritten or
+deleted, because a benchmark run that recorded a ``config_hash`` may need exactly that content
+back (:meth:`FileMirror.get_by_hash`). Then it replaces the version's current snapshot, unless
+that already holds the same hash.
+
+**Withdrawal.** :meth:`FileMirror.withdraw` marks the version's snapshot ``withdrawn_at`` (the
+snapshot and the records stay); ``get``, ``latest``, ``versions`` and ``stored_hash`` skip it. A
+later save of that version fresh from Directus (it is published again) replaces the snapshot
+and serves it again; a save of content that did not come from Directus leaves it withdrawn.
+There is no active set here (storybench does not read this mirror): ``activate`` does nothing.
+
+**Writes are atomic and survive cancellation.** Each file is written to a temporary file in its
+own directory, flushed and fsynced, then renamed over the old one (``os.replace``, atomic on
+POSIX) or linked into place for records, and the directory is fsynced: a crash mid-write leaves
+the previous file, and concurrent writers from several processes each leave a whole file. The
+whole sequence, including removing the temporary file when anything fails, runs as one call in
+a worker thread that a cancelled caller waits for, so a cancelled ``save`` never leaves a
+temporary file behind (cancellation arrives once the file operations are done).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
 import time
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar, overload
 
-import aiofiles
-import aiofiles.os
 import anyio
+import anyio.to_thread
 import platformdirs
 
-from ._convert import ensure_valid, prompt_set_from_storybench
+from ._convert import ensure_valid
 from ._exceptions import (
     InvalidPromptSetError,
     MirrorCorruptError,
     MirrorUnavailableError,
     PromptSetNotFoundError,
 )
-from ._models import PromptSet, Provenance, VersionInfo
+from ._kinds import PROMPT_SETS, ContentKind
+from ._models import PromptSet, Provenance, VersionedContent, VersionInfo
 from ._repository import SaveOutcome
 
 __all__ = ["FileMirror", "default_mirror_dir"]
 
-SCHEMA_VERSION = 1
-_FILE_RE = re.compile(r"^prompt-set-v(\d+)\.json$")
+logger = logging.getLogger(__name__)
+
+C = TypeVar("C", bound=VersionedContent)
+D = TypeVar("D", bound=VersionedContent)
+
+SCHEMA_VERSION = 2
+RECORDS_DIR = "by-hash"
+_HASH_RE = re.compile(r"^[0-9a-f]{16}$")
 
 
 def default_mirror_dir() -> Path:
@@ -49,16 +78,39 @@ def default_mirror_dir() -> Path:
     return Path(platformdirs.user_cache_dir("storybench-prompts")) / "mirror"
 
 
-class FileMirror:
-    """A directory of JSON snapshots. Implements ``PromptMirror``."""
+class FileMirror(Generic[C]):
+    """A directory of JSON snapshots of one content kind. Implements ``PromptMirror``."""
 
     name = "file"
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+    @overload
+    def __init__(
+        self: FileMirror[PromptSet], directory: str | os.PathLike[str] | None = None
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self, directory: str | os.PathLike[str] | None = None, *, kind: ContentKind[C]
+    ) -> None: ...
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        kind: ContentKind[Any] = PROMPT_SETS,
+    ) -> None:
         self.directory = Path(directory) if directory is not None else default_mirror_dir()
+        self.kind: ContentKind[C] = kind
+        self._file_re = re.compile(rf"^{re.escape(kind.file_prefix)}-v(\d+)\.json$")
+        # The member holding the content: "prompt_set" (as in 0.1 files), "evaluation_set".
+        self._member = kind.noun.replace(" ", "_")
+
+    def for_kind(self, kind: ContentKind[D]) -> FileMirror[D]:
+        """A mirror of ``kind`` in the same directory (its own file names)."""
+        return FileMirror(self.directory, kind=kind)
 
     def __repr__(self) -> str:
-        return f"FileMirror(directory={str(self.directory)!r})"
+        return f"FileMirror(directory={str(self.directory)!r}, kind={self.kind.name!r})"
 
     async def __aenter__(self) -> Self:
         return self
@@ -75,34 +127,37 @@ class FileMirror:
         return None
 
     def path_for(self, version: int) -> Path:
-        return self.directory / f"prompt-set-v{int(version)}.json"
+        """The current snapshot of a version."""
+        return self.directory / f"{self.kind.file_prefix}-v{int(version)}.json"
+
+    def record_path(self, config_hash: str) -> Path:
+        """The content-addressed record of a hash (written once, never changed)."""
+        return self.directory / RECORDS_DIR / f"{self.kind.file_prefix}-{config_hash}.json"
 
     # -- reading ---------------------------------------------------------------------------
 
     async def _stored_versions(self) -> list[int]:
         try:
-            names = await aiofiles.os.listdir(self.directory)
+            names = await anyio.to_thread.run_sync(os.listdir, self.directory)
         except FileNotFoundError:
             return []
         except OSError as exc:
             raise MirrorUnavailableError(
                 f"cannot list the file mirror {self.directory}: {exc}"
             ) from exc
-        found = (_FILE_RE.match(n) for n in names)
+        found = (self._file_re.match(n) for n in names)
         return sorted(int(m.group(1)) for m in found if m)
 
-    async def _read_document(self, version: int) -> dict[str, Any] | None:
-        path = self.path_for(version)
+    async def _read_document(self, path: Path) -> dict[str, Any] | None:
         try:
-            async with aiofiles.open(path, "rb") as f:
-                raw = await f.read()
+            raw = await anyio.to_thread.run_sync(path.read_bytes)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise MirrorUnavailableError(f"cannot read {path}: {exc}") from exc
         try:
             document = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise MirrorCorruptError(
                 f"{path} is not valid JSON ({exc}); it will not be served", location=str(path)
             ) from exc
@@ -110,31 +165,29 @@ class FileMirror:
             raise MirrorCorruptError(f"{path} does not hold an object", location=str(path))
         return document
 
-    def _decode(self, version: int, document: dict[str, Any]) -> PromptSet:
-        path = self.path_for(version)
-        try:
-            prompt_set = prompt_set_from_storybench(document["prompt_set"], context=str(path))
-        except (KeyError, TypeError) as exc:
+    def _decode(self, path: Path, document: dict[str, Any]) -> C:
+        member = document.get(self._member)
+        if not isinstance(member, dict):
             raise MirrorCorruptError(
-                f"{path} lacks the 'prompt_set' member", location=str(path)
-            ) from exc
+                f"{path} lacks the {self._member!r} member", location=str(path)
+            )
+        try:
+            content = self.kind.from_storybench(member, context=str(path))
         except InvalidPromptSetError as exc:
             raise MirrorCorruptError(
-                f"{path} holds an invalid prompt set: {exc}", location=str(path)
+                f"{path} holds an invalid {self.kind.noun}: {exc}", location=str(path)
             ) from exc
-        if prompt_set.version != version:
-            raise MirrorCorruptError(
-                f"{path} holds version {prompt_set.version}, not {version}", location=str(path)
-            )
-        if document.get("config_hash") != prompt_set.config_hash:
+        if document.get("config_hash") != content.config_hash or document.get(
+            "content_hash"
+        ) not in (None, content.content_hash):
             raise MirrorCorruptError(
                 f"{path} was changed after it was written: stored hash "
-                f"{document.get('config_hash')!r}, content hash {prompt_set.config_hash!r}",
+                f"{document.get('config_hash')!r}, content hash {content.config_hash!r}",
                 location=str(path),
             )
         fetched_at = document.get("fetched_at")
         fetched = float(fetched_at) if isinstance(fetched_at, int | float) else time.time()
-        return prompt_set.with_provenance(
+        return content.with_provenance(
             Provenance(
                 source="mirror",
                 origin=str(document.get("origin", "directus")),
@@ -142,99 +195,203 @@ class FileMirror:
             )
         )
 
-    async def get(self, version: int) -> PromptSet:
-        document = await self._read_document(version)
+    async def _snapshot(self, version: int) -> tuple[C, dict[str, Any]] | None:
+        """The decoded snapshot of a version and its document (withdrawn or not), or None."""
+        path = self.path_for(version)
+        document = await self._read_document(path)
         if document is None:
+            return None
+        content = self._decode(path, document)
+        if content.version != version:
+            raise MirrorCorruptError(
+                f"{path} holds version {content.version}, not {version}", location=str(path)
+            )
+        return content, document
+
+    async def get(self, version: int) -> C:
+        found = await self._snapshot(version)
+        if found is None:
             raise PromptSetNotFoundError(
                 f"the file mirror holds no version {version}", version=version
             )
-        return self._decode(version, document)
+        content, document = found
+        if document.get("withdrawn_at") is not None:
+            raise PromptSetNotFoundError(
+                f"the file mirror holds version {version}, but it was withdrawn (Directus no "
+                "longer publishes it)",
+                version=version,
+            )
+        return content
 
-    async def latest(self) -> PromptSet:
-        versions = await self._stored_versions()
-        if not versions:
-            raise PromptSetNotFoundError(f"the file mirror at {self.directory} is empty")
-        return await self.get(versions[-1])
+    async def latest(self) -> C:
+        for version in reversed(await self._stored_versions()):
+            found = await self._snapshot(version)  # a corrupt top raises: never skip to older
+            if found is not None and found[1].get("withdrawn_at") is None:
+                return found[0]
+        raise PromptSetNotFoundError(
+            f"the file mirror at {self.directory} holds no served {self.kind.noun}"
+        )
 
     async def versions(self) -> list[VersionInfo]:
         out = []
-        for v in await self._stored_versions():
+        for version in await self._stored_versions():
             try:
-                out.append((await self.get(v)).info())
+                out.append((await self.get(version)).info())
             except (MirrorCorruptError, PromptSetNotFoundError):
                 continue  # corrupt files are reported by get(); a listing skips them
         return out
 
     async def stored_hash(self, version: int) -> str | None:
-        document = await self._read_document(version)
-        if document is None:
-            return None
-        value = document.get("config_hash")
-        return value if isinstance(value, str) else None
+        try:
+            return (await self.get(version)).config_hash
+        except (MirrorCorruptError, PromptSetNotFoundError):
+            return None  # a corrupt copy counts as absent, so the next save replaces it
+
+    async def get_by_hash(self, config_hash: str) -> C:
+        if not isinstance(config_hash, str) or not _HASH_RE.match(config_hash):
+            raise PromptSetNotFoundError(f"{config_hash!r} is not a config_hash")
+        path = self.record_path(config_hash)
+        document = await self._read_document(path)
+        if document is not None:
+            content = self._decode(path, document)
+            if content.config_hash != config_hash:
+                raise MirrorCorruptError(
+                    f"{path} holds hash {content.config_hash!r}, not {config_hash!r}",
+                    location=str(path),
+                )
+            return content
+        # Snapshots written before records existed (schema 1) still count.
+        for version in await self._stored_versions():
+            with contextlib.suppress(MirrorCorruptError):
+                found = await self._snapshot(version)
+                if found is not None and found[0].config_hash == config_hash:
+                    return found[0]
+        raise PromptSetNotFoundError(
+            f"the file mirror holds no {self.kind.noun} with hash {config_hash!r}"
+        )
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def save(self, prompt_set: PromptSet) -> SaveOutcome:
-        ensure_valid(prompt_set)
-        previous: str | None
-        try:
-            # Decode, not just read the stored hash: a hand-edited file may keep its old hash.
-            document = await self._read_document(prompt_set.version)
-            previous = (
-                None if document is None else self._decode(prompt_set.version, document).config_hash
-            )
-        except MirrorCorruptError:
-            previous = "corrupt"  # overwrite a corrupt snapshot with a good one
-        if previous == prompt_set.config_hash:
-            return "unchanged"
-        provenance = prompt_set.provenance
-        document = {
+    def _document(self, content: C, *, withdrawn_at: float | None) -> dict[str, Any]:
+        provenance = content.provenance
+        document: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
-            "config_hash": prompt_set.config_hash,
-            "content_hash": prompt_set.content_hash,
+            "kind": self.kind.name,
+            "config_hash": content.config_hash,
+            "content_hash": content.content_hash,
             "origin": provenance.origin if provenance else "directus",
             "fetched_at": provenance.fetched_at_epoch if provenance else time.time(),
             "saved_at": time.time(),
-            "prompt_set": {
-                **prompt_set.to_storybench(),
-                "version_name": prompt_set.version_name,
-            },
         }
-        data = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
-        await self._write_atomically(self.path_for(prompt_set.version), data)
-        return "new" if previous is None else "updated"
+        if withdrawn_at is not None:
+            document["withdrawn_at"] = withdrawn_at
+        document[self._member] = {**content.to_storybench(), "version_name": content.version_name}
+        return document
 
-    async def _write_atomically(self, path: Path, data: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    @staticmethod
+    def _encode(path: Path, document: dict[str, Any]) -> bytes:
         try:
-            await aiofiles.os.makedirs(self.directory, exist_ok=True)
-            async with aiofiles.open(tmp, "wb") as f:
-                await f.write(data)
-                await f.flush()
-                await anyio.to_thread.run_sync(os.fsync, f.fileno())
-            await aiofiles.os.replace(tmp, path)
-            await anyio.to_thread.run_sync(_fsync_dir, self.directory)
-        except OSError as exc:
-            raise MirrorUnavailableError(f"cannot write {path}: {exc}") from exc
-        finally:
-            if await aiofiles.os.path.exists(tmp):
-                await aiofiles.os.remove(tmp)
+            return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
+        except ValueError as exc:  # UnicodeEncodeError (a lone surrogate) is a ValueError
+            raise MirrorUnavailableError(
+                f"cannot write {path}: the content cannot be stored as JSON text: {exc}"
+            ) from None
 
-    async def activate(self, version: int) -> None:
+    async def save(self, content: C) -> SaveOutcome:
+        """Record the content by hash, then make it the version's current snapshot."""
+        if not isinstance(content, self.kind.model):
+            raise TypeError(f"this mirror holds {self.kind.noun}s, not {type(content).__name__}")
+        ensure_valid(content)
+        record = self.record_path(content.config_hash)
+        await self._write(record, self._encode(record, self._document(content, withdrawn_at=None)))
+        path = self.path_for(content.version)
+        previous: str | None
+        withdrawn = False
+        try:
+            found = await self._snapshot(content.version)
+        except MirrorCorruptError:
+            previous = "corrupt"  # replace a corrupt snapshot with a good one
+        else:
+            previous = found[0].config_hash if found else None
+            withdrawn = found is not None and found[1].get("withdrawn_at") is not None
+        provenance = content.provenance
+        fresh = provenance is None or provenance.source == "directus"
+        if withdrawn and not fresh:
+            return "unchanged"  # recorded; only Directus can publish the version again
+        if previous == content.config_hash and not withdrawn:
+            return "unchanged"
+        document = self._document(content, withdrawn_at=None)
+        await self._write(path, self._encode(path, document), replace=True)
+        return "new" if previous is None or withdrawn else "updated"
+
+    async def _write(self, path: Path, data: bytes, *, replace: bool = False) -> None:
+        try:
+            await anyio.to_thread.run_sync(_write_file, path, data, replace)
+        except (OSError, ValueError) as exc:
+            raise MirrorUnavailableError(f"cannot write {path}: {exc}") from exc
+
+    async def withdraw(self, version: int) -> bool:
+        """Mark the version's snapshot withdrawn; it and every record stay on disk."""
+        try:
+            found = await self._snapshot(version)
+        except MirrorCorruptError as exc:
+            logger.warning("cannot withdraw version %d (it is not served anyway): %s", version, exc)
+            return False
+        if found is None or found[1].get("withdrawn_at") is not None:
+            return False
+        document = {**found[1], "withdrawn_at": time.time()}
+        path = self.path_for(version)
+        await self._write(path, self._encode(path, document), replace=True)
+        return True
+
+    async def activate(self, version: int, *, only_if_none: bool = False) -> None:
         """Nothing to do: storybench does not read the file mirror; ``latest`` is the highest."""
         return None
 
     async def check_writable(self) -> None:
-        probe = self.directory / f".write-probe-{uuid.uuid4().hex}"
         try:
-            await aiofiles.os.makedirs(self.directory, exist_ok=True)
-            async with aiofiles.open(probe, "wb") as f:
-                await f.write(b"ok")
-            await aiofiles.os.remove(probe)
+            await anyio.to_thread.run_sync(_probe, self.directory)
         except OSError as exc:
             raise MirrorUnavailableError(
                 f"the file mirror {self.directory} is not writable: {exc}"
             ) from exc
+
+
+def _write_file(path: Path, data: bytes, replace: bool) -> None:
+    """Write ``path`` atomically; without ``replace``, only if it does not exist yet.
+
+    Runs whole in a worker thread: nothing here can be interrupted half-way by a cancelled
+    caller, and the temporary file is removed whatever happens.
+    """
+    if not replace and path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if replace:
+            os.replace(tmp, path)
+        else:
+            # link() never overwrites: of two writers of one record, the first one stays.
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _probe(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    probe = directory / f".write-probe-{uuid.uuid4().hex}"
+    try:
+        probe.write_bytes(b"ok")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            probe.unlink()
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -1,33 +1,57 @@
-"""An in-memory mirror, shipped for users' own tests (like httpx's ``MockTransport``)."""
+"""An in-memory mirror, shipped for users' own tests (like httpx's ``MockTransport``).
+
+It follows the same rules as the real mirrors: content is validated before it is stored;
+every content saved stays readable by its hash; a withdrawn version is never served until a
+save of it fresh from Directus; ``save`` never changes the active version, ``activate(v,
+only_if_none=True)`` only sets one when none is set, and withdrawing the active version makes
+the highest version still served active (or leaves it when there is none).
+"""
 
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar, overload
 
 from ._convert import ensure_valid
 from ._exceptions import PromptSetNotFoundError
-from ._models import PromptSet, Provenance, VersionInfo
+from ._kinds import PROMPT_SETS, ContentKind
+from ._models import PromptSet, Provenance, VersionedContent, VersionInfo
 from ._repository import SaveOutcome
 
 __all__ = ["InMemoryMirror"]
 
+C = TypeVar("C", bound=VersionedContent)
+D = TypeVar("D", bound=VersionedContent)
 
-class InMemoryMirror:
-    """A mirror in a dict. Implements ``PromptMirror``; validates like the real ones."""
+
+class InMemoryMirror(Generic[C]):
+    """A mirror in a dict. Implements ``PromptMirror``; validates like the real ones.
+
+    ``saves`` counts the saves that wrote something; ``active_version`` is what
+    :meth:`activate` set (None until then).
+    """
 
     name = "memory"
 
-    def __init__(self, prompt_sets: list[Any] | None = None, *, kind: Any = None) -> None:
-        self.kind = kind
-        self._sets: dict[int, Any] = {}
-        self._by_hash: dict[str, Any] = {}
-        self.withdrawn: set[int] = set()
+    @overload
+    def __init__(self: InMemoryMirror[PromptSet], sets: list[PromptSet] | None = None) -> None: ...
+
+    @overload
+    def __init__(self, sets: list[C] | None = None, *, kind: ContentKind[C]) -> None: ...
+
+    def __init__(self, sets: list[Any] | None = None, *, kind: ContentKind[Any] = PROMPT_SETS):
+        self.kind: ContentKind[C] = kind
+        self._current: dict[int, C] = {}
+        self._by_hash: dict[str, C] = {}
+        self._withdrawn: set[int] = set()
         self.saves = 0
         self.active_version: int | None = None
-        for prompt_set in prompt_sets or []:
-            self._sets[prompt_set.version] = ensure_valid(prompt_set)
-            self._by_hash[prompt_set.config_hash] = prompt_set
+        for content in sets or []:
+            self._store(self._checked(content))
+
+    def for_kind(self, kind: ContentKind[D]) -> InMemoryMirror[D]:
+        """An empty mirror of another kind."""
+        return InMemoryMirror(kind=kind)
 
     async def __aenter__(self) -> Self:
         return self
@@ -43,65 +67,94 @@ class InMemoryMirror:
     async def aclose(self) -> None:
         return None
 
-    def _served(self, prompt_set: PromptSet) -> PromptSet:
-        fetched = prompt_set.provenance.fetched_at_epoch if prompt_set.provenance else 0.0
-        return prompt_set.with_provenance(
+    def _checked(self, content: C) -> C:
+        if not isinstance(content, self.kind.model):
+            raise TypeError(f"this mirror holds {self.kind.noun}s, not {type(content).__name__}")
+        return ensure_valid(content)
+
+    def _store(self, content: C) -> None:
+        self._current[content.version] = content
+        self._by_hash.setdefault(content.config_hash, content)
+
+    @staticmethod
+    def _served(content: C) -> C:
+        fetched = content.provenance.fetched_at_epoch if content.provenance else 0.0
+        return content.with_provenance(
             Provenance(source="mirror", origin="directus", fetched_at_epoch=fetched)
         )
 
-    async def get_by_hash(self, config_hash: str) -> Any:
-        try:
-            return self._served(self._by_hash[config_hash])
-        except KeyError:
-            raise PromptSetNotFoundError(f"no {config_hash}") from None
+    def _servable(self) -> list[int]:
+        return sorted(v for v in self._current if v not in self._withdrawn)
 
-    async def withdraw(self, version: int) -> bool:
-        if version in self._sets and version not in self.withdrawn:
-            self.withdrawn.add(version)
-            return True
-        return False
-
-    async def get(self, version: int) -> PromptSet:
-        if version in self.withdrawn:
-            raise PromptSetNotFoundError(f"withdrawn {version}", version=version)
+    async def get(self, version: int) -> C:
+        if version in self._withdrawn:
+            raise PromptSetNotFoundError(
+                f"the memory mirror holds version {version}, but it was withdrawn",
+                version=version,
+            )
         try:
-            return self._served(self._sets[version])
+            return self._served(self._current[version])
         except KeyError:
             raise PromptSetNotFoundError(
                 f"the memory mirror holds no version {version}", version=version
             ) from None
 
-    async def latest(self) -> PromptSet:
-        live = [v for v in self._sets if v not in self.withdrawn]
-        if not live:
-            raise PromptSetNotFoundError("the memory mirror is empty")
-        return self._served(self._sets[max(live)])
+    async def latest(self) -> C:
+        servable = self._servable()
+        if not servable:
+            raise PromptSetNotFoundError(f"the memory mirror holds no served {self.kind.noun}")
+        return self._served(self._current[servable[-1]])
 
     async def versions(self) -> list[VersionInfo]:
-        return [self._sets[v].info() for v in sorted(self._sets) if v not in self.withdrawn]
+        return [self._current[v].info() for v in self._servable()]
 
     async def stored_hash(self, version: int) -> str | None:
-        stored = self._sets.get(version)
+        if version in self._withdrawn:
+            return None
+        stored = self._current.get(version)
         return stored.config_hash if stored else None
 
-    async def save(self, prompt_set: PromptSet) -> SaveOutcome:
-        ensure_valid(prompt_set)
-        previous = self._sets.get(prompt_set.version)
-        self.withdrawn.discard(prompt_set.version)
-        self._by_hash[prompt_set.config_hash] = prompt_set
-        if previous is not None and previous.config_hash == prompt_set.config_hash:
+    async def get_by_hash(self, config_hash: str) -> C:
+        try:
+            return self._served(self._by_hash[config_hash])
+        except KeyError:
+            raise PromptSetNotFoundError(
+                f"the memory mirror holds no {self.kind.noun} with hash {config_hash!r}"
+            ) from None
+
+    async def save(self, content: C) -> SaveOutcome:
+        self._checked(content)
+        version = content.version
+        withdrawn = version in self._withdrawn
+        fresh = content.provenance is None or content.provenance.source == "directus"
+        if withdrawn and not fresh:
+            self._by_hash.setdefault(content.config_hash, content)
+            return "unchanged"  # recorded; only Directus can publish the version again
+        previous = self._current.get(version)
+        if not withdrawn and previous is not None and previous.config_hash == content.config_hash:
             return "unchanged"
-        self._sets[prompt_set.version] = prompt_set
+        self._store(content)
+        self._withdrawn.discard(version)
         self.saves += 1
-        return "new" if previous is None else "updated"
+        return "new" if previous is None or withdrawn else "updated"
+
+    async def withdraw(self, version: int) -> bool:
+        if version not in self._current or version in self._withdrawn:
+            return False
+        self._withdrawn.add(version)
+        if self.active_version == version:
+            servable = self._servable()
+            if servable:
+                self.active_version = servable[-1]
+        return True
 
     async def activate(self, version: int, *, only_if_none: bool = False) -> None:
+        if version not in self._servable():
+            raise PromptSetNotFoundError(
+                f"the memory mirror holds no served version {version}", version=version
+            )
         if only_if_none and self.active_version is not None:
             return
-        if version not in self._sets:
-            raise PromptSetNotFoundError(
-                f"the memory mirror holds no version {version}", version=version
-            )
         self.active_version = version
 
     async def check_writable(self) -> None:

@@ -220,7 +220,7 @@ def build_repository(settings: Settings | None = None) -> CachingRepository[Prom
         health=health,
         probes=probes,
     )
-    return CachingRepository(
+    repository: CachingRepository[PromptSet] = CachingRepository(
         source,
         mirror,
         policy=policy,
@@ -229,6 +229,21 @@ def build_repository(settings: Settings | None = None) -> CachingRepository[Prom
         health=health,
         probes=probes,
     )
+    if settings.realtime != "off" and settings.directus_token is not None:
+        from ._realtime import RealtimeChannel
+
+        repository.attach_channel(
+            RealtimeChannel(
+                source.url,
+                settings.directus_token,
+                [*PROMPT_SETS.related_collections, *EVALUATION_SETS.related_collections],
+                on_change=lambda collection, _event, _ids: repository.content_changed(collection),
+                # After every (re)connect: changes made while it was down are not lost.
+                on_connected=lambda: repository.content_changed(None),
+                mode=settings.realtime,
+            )
+        )
+    return repository
 
 
 def _sibling(mirror: PromptMirror[Any], kind: ContentKind[Any]) -> PromptMirror[Any]:

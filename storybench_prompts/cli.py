@@ -614,7 +614,8 @@ def check(state: _State) -> None:
 
     failed = False
     for r in _run(state, "check", run):
-        line = f"{'ok  ' if r.ok else 'FAIL'} {r.kind or '':<12} {r.name:<10} {r.detail}"
+        what = f"{r.name} ({r.kind})" if r.kind else r.name
+        line = f"{'ok  ' if r.ok else 'FAIL'} {what:<25} {r.detail}"
         for note in r.notes:
             line += f"\n     note: {note}"
         if r.ok:

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from storybench_prompts import Prompt, PromptSet
+from storybench_prompts._models import Criterion, EvaluationSet
 
 _ids = itertools.count(1000)
 
@@ -101,4 +102,29 @@ def directus_error(
         status,
         json={"errors": [{"message": message, "extensions": {"code": code}}]},
         headers=headers,
+    )
+
+
+def flat_evaluation_set(
+    version: int = 1,
+    criteria: int = 3,
+    *,
+    text_suffix: str = "",
+    directus_id: int | None = None,
+) -> EvaluationSet:
+    """An evaluation set as storybench's evaluator reads it: criteria keyed by Directus name."""
+    return EvaluationSet(
+        version=version,
+        version_name=f"eval v{version}",
+        directus_id=directus_id if directus_id is not None else version + 500,
+        criteria={
+            f"criterion_{c}": Criterion(
+                name=f"Criterion {c}",
+                description=f"How well the text does {c}.",
+                scale=(1, 5 + c),
+                criteria=f"Score criterion {c} from 1 to {5 + c}.{text_suffix}",
+            )
+            for c in range(criteria)
+        },
+        scoring_guidelines=f"Be fair.{text_suffix}",
     )

@@ -127,7 +127,7 @@ async def test_latest_never_serves_a_lower_version_than_it_served():
     async with repo(origin, mirror, clock) as r:
         assert (await r.latest()).version == 6
         await anyio.wait_all_tasks_blocked()
-        mirror._sets.pop(6, None)  # the mirror lost v6 (an older MongoDB restored, say)
+        mirror._current.pop(6, None)  # the mirror lost v6 (an older MongoDB restored, say)
         clock.advance(POLICY.latest_ttl + POLICY.max_stale + 1)
         origin.error = DirectusConnectionError("refused")
         again = await r.latest()
@@ -169,7 +169,7 @@ async def test_the_mirror_never_brings_back_a_version_directus_withdrew():
         clock.advance(POLICY.latest_ttl + POLICY.max_stale + 1)
         assert (await r.latest()).version == 2
         await anyio.wait_all_tasks_blocked()
-        assert 3 in mirror.withdrawn  # kept as a record, never served
+        assert 3 in mirror._withdrawn  # kept as a record, never served
         # Directus now stalls: the hedge asks the mirror for latest, which must not be v3.
         r.invalidate()
         origin.gate = anyio.Event()

@@ -48,14 +48,16 @@ def file_env(directus, tmp_path):
 def test_sync_all_then_nothing_changes(file_env):
     first = run(["sync", "--all"], file_env)
     assert first.returncode == EXIT_OK, first.stderr
-    assert "v1: new" in first.stdout
-    assert "v3: new" in first.stdout
-    assert "3 new" in first.stdout
+    assert "prompts v1: new" in first.stdout
+    assert "prompts v3: new" in first.stdout
+    assert "prompts: 3 new" in first.stdout
+    assert "evaluations: 3 new" in first.stdout  # both kinds by default
     again = run(["sync", "--all"], file_env)
     assert again.returncode == EXIT_OK
-    assert "3 unchanged" in again.stdout
+    assert "prompts: 3 unchanged" in again.stdout
+    assert "evaluations: 3 unchanged" in again.stdout
     dry = run(["sync", "--version", "2", "--dry-run"], file_env)
-    assert "dry run: 1 unchanged" in dry.stdout
+    assert "dry run: prompts: 1 unchanged" in dry.stdout
 
 
 def test_sync_missing_version_is_partial(file_env):
@@ -122,8 +124,10 @@ def test_check_reports_every_part(file_env):
     run(["sync", "--all"], file_env)
     result = run(["check"], file_env)
     assert result.returncode == EXIT_OK, result.stdout + result.stderr
-    for name in ("directus", "schema", "mirror", "freshness"):
-        assert f"ok   {name}" in result.stdout
+    assert "ok   directus " in result.stdout
+    for name in ("schema", "mirror", "freshness"):
+        for kind in ("prompts", "evaluations"):
+            assert f"ok   {name} ({kind})" in result.stdout
 
 
 def test_invalid_content_is_refused_with_its_reasons_and_the_mirror_keeps_its_copy(
@@ -163,8 +167,12 @@ def test_directus_down_get_served_from_mirror_and_sync_fails(own_directus, tmp_p
     warmed = run(["warm"], env)
     assert warmed.returncode == EXIT_OK, warmed.stderr
     added = [line.split(" (")[0] for line in warmed.stdout.splitlines() if line.startswith("added")]
-    assert added == ["added v1", "added v2", "added v3"]
-    assert "mirror holds 3 of 3 version(s); added 3" in warmed.stdout
+    assert added == [
+        *(f"added prompts v{v}" for v in (1, 2, 3)),
+        *(f"added evaluations v{v}" for v in (1, 2, 3)),
+    ]
+    assert "mirror holds 3 of 3 prompt set version(s); added 3" in warmed.stdout
+    assert "mirror holds 3 of 3 evaluation set version(s); added 3" in warmed.stdout
     own_directus.kill()
     served = run(["get", "latest", "--json"], env)
     assert served.returncode == EXIT_OK, served.stderr

@@ -5,10 +5,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio
+import anyio.lowlevel
 import pytest
 
-from storybench_prompts import FileMirror, MirrorCorruptError, MirrorUnavailableError, _file_mirror
-from tests.factories import flat_set
+from storybench_prompts import (
+    FileMirror,
+    MirrorCorruptError,
+    MirrorUnavailableError,
+    Prompt,
+    PromptSet,
+    PromptSetNotFoundError,
+    _file_mirror,
+)
+from storybench_prompts._kinds import EVALUATION_SETS
+from tests.factories import flat_evaluation_set, flat_set
 
 pytestmark = pytest.mark.anyio
 
@@ -49,20 +60,25 @@ async def test_crash_mid_write_keeps_the_previous_snapshot(tmp_path, monkeypatch
     await mirror.save(flat_set(1))
     before = mirror.path_for(1).read_bytes()
 
-    async def power_cut(*args, **kwargs):
+    def power_cut(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(_file_mirror.aiofiles.os, "replace", power_cut)
+    monkeypatch.setattr(_file_mirror.os, "replace", power_cut)
     with pytest.raises(MirrorUnavailableError, match="No space left"):
         await mirror.save(flat_set(1, text_suffix=" new"))
+    monkeypatch.undo()
     assert mirror.path_for(1).read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == [mirror.path_for(1).name]  # no temp left
+    assert temporary_files(tmp_path) == []
+
+
+def temporary_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.endswith(".tmp")]
 
 
 WRITER = """
 import anyio, sys
 from storybench_prompts import FileMirror
-from tests.factories import flat_set
+from tests.factories import flat_evaluation_set, flat_set
 async def main():
     mirror = FileMirror(sys.argv[1])
     for i in range(40):
@@ -84,10 +100,18 @@ async def test_two_writer_processes_leave_valid_snapshots(tmp_path):
         stored = await mirror.get(v)  # decodes and verifies the hash
         assert stored.sequences["Seq0"][0].text.endswith(("a39", "b39"))
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "by-hash",
         "prompt-set-v1.json",
         "prompt-set-v2.json",
         "prompt-set-v3.json",
     ]
+    # Every content either writer saved has its record, each written once and whole.
+    records = sorted((tmp_path / "by-hash").iterdir())
+    assert len(records) == 2 * 40 * 3
+    for tag in ("a", "b"):
+        content = flat_set(2, prompts=20, text_suffix=f" {tag}17")
+        assert (await mirror.get_by_hash(content.config_hash)).config_hash == content.config_hash
+    assert temporary_files(tmp_path) == []
 
 
 async def test_unwritable_directory_is_reported(tmp_path):
@@ -106,3 +130,169 @@ def test_default_directory_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("STORYBENCH_PROMPTS_MIRROR_DIR")
     assert FileMirror().directory.name == "mirror"
     assert "storybench-prompts" in str(FileMirror().directory)
+
+
+# -- records by hash ------------------------------------------------------------------------
+
+
+async def test_records_are_written_once_and_never_changed(tmp_path):
+    mirror = FileMirror(tmp_path)
+    first, edited = flat_set(1), flat_set(1, text_suffix=" edited")
+    await mirror.save(first)
+    record = mirror.record_path(first.config_hash)
+    before = record.read_bytes(), record.stat().st_ino, record.stat().st_mtime_ns
+    await mirror.save(edited)
+    await mirror.save(first)
+    await mirror.withdraw(1)
+    await mirror.save(edited)
+    assert (record.read_bytes(), record.stat().st_ino, record.stat().st_mtime_ns) == before
+    assert sorted(p.name for p in (tmp_path / "by-hash").iterdir()) == sorted(
+        [f"prompt-set-{first.config_hash}.json", f"prompt-set-{edited.config_hash}.json"]
+    )
+    assert (await mirror.get_by_hash(first.config_hash)).config_hash == first.config_hash
+
+
+async def test_a_tampered_record_is_refused(tmp_path):
+    mirror = FileMirror(tmp_path)
+    content = flat_set(1)
+    await mirror.save(content)
+    record = mirror.record_path(content.config_hash)
+    document = json.loads(record.read_text())
+    document["prompt_set"]["sequences"]["Seq0"][0]["text"] = "edited by hand"
+    record.write_text(json.dumps(document))
+    with pytest.raises(MirrorCorruptError, match="changed after it was written"):
+        await mirror.get_by_hash(content.config_hash)
+
+
+@pytest.mark.parametrize("bad", ["../../etc/passwd", "0123", "ABCDEF0123456789", ""])
+async def test_get_by_hash_takes_only_hashes(tmp_path, bad):
+    mirror = FileMirror(tmp_path)
+    await mirror.save(flat_set(1))
+    with pytest.raises(PromptSetNotFoundError):
+        await mirror.get_by_hash(bad)
+
+
+async def test_snapshots_from_before_records_still_answer_by_hash(tmp_path):
+    """A 0.1 directory: snapshots only, schema 1, no records."""
+    content = flat_set(4)
+    legacy = {
+        "schema_version": 1,
+        "config_hash": content.config_hash,
+        "content_hash": content.content_hash,
+        "origin": "directus",
+        "fetched_at": 1.0,
+        "saved_at": 1.0,
+        "prompt_set": {**content.to_storybench(), "version_name": content.version_name},
+    }
+    (tmp_path / "prompt-set-v4.json").write_text(json.dumps(legacy))
+    mirror = FileMirror(tmp_path)
+    assert (await mirror.get(4)).config_hash == content.config_hash
+    assert (await mirror.get_by_hash(content.config_hash)).config_hash == content.config_hash
+    assert await mirror.save(content) == "unchanged"  # and its record is written now
+    assert mirror.record_path(content.config_hash).exists()
+
+
+async def test_each_kind_has_its_own_files(tmp_path):
+    prompts = FileMirror(tmp_path)
+    evaluations = prompts.for_kind(EVALUATION_SETS)
+    await prompts.save(flat_set(1))
+    await evaluations.save(flat_evaluation_set(1))
+    await evaluations.save(flat_evaluation_set(2))
+    assert evaluations.path_for(2).name == "evaluation-set-v2.json"
+    assert [i.version for i in await prompts.versions()] == [1]
+    assert [i.version for i in await evaluations.versions()] == [1, 2]
+    document = json.loads(evaluations.path_for(2).read_text())
+    assert document["evaluation_set"]["criteria"] == flat_evaluation_set(2).body()["criteria"]
+    assert (await evaluations.latest()).config_hash == flat_evaluation_set(2).config_hash
+
+
+async def test_withdrawal_is_kept_in_the_snapshot(tmp_path):
+    mirror = FileMirror(tmp_path)
+    await mirror.save(flat_set(1))
+    assert await mirror.withdraw(1) is True
+    document = json.loads(mirror.path_for(1).read_text())
+    assert isinstance(document["withdrawn_at"], float)
+    assert await FileMirror(tmp_path).stored_hash(1) is None  # a fresh instance sees it too
+    mirror.path_for(2).write_text("{broken")
+    assert await mirror.withdraw(2) is False  # a corrupt snapshot is not served anyway
+
+
+# -- write failures are typed ---------------------------------------------------------------
+
+
+async def test_content_that_cannot_be_encoded_is_a_typed_error(tmp_path, monkeypatch):
+    mirror = FileMirror(tmp_path)
+    await mirror.save(flat_set(1))
+    before = mirror.path_for(1).read_bytes()
+    # The rules refuse lone surrogates before any write; if one ever got this far, the
+    # mirror still answers with its own error and keeps its copy.
+    monkeypatch.setattr(_file_mirror, "ensure_valid", lambda content, **_: content)
+    bad = PromptSet(version=1, sequences={"S": (Prompt(name="p", text="lone \ud800"),)})
+    with pytest.raises(MirrorUnavailableError, match="cannot be stored"):
+        await mirror.save(bad)
+    assert mirror.path_for(1).read_bytes() == before
+    assert temporary_files(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "error", [OSError(5, "Input/output error"), ValueError("embedded null byte")]
+)
+async def test_os_and_value_errors_on_write_are_typed(tmp_path, monkeypatch, error):
+    mirror = FileMirror(tmp_path)
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(_file_mirror.os, "fsync", fail)
+    with pytest.raises(MirrorUnavailableError):
+        await mirror.save(flat_set(1))
+    monkeypatch.undo()
+    assert temporary_files(tmp_path) == []
+    assert await mirror.versions() == []
+
+
+# -- cancellation ---------------------------------------------------------------------------
+
+
+async def cancelled_save(mirror: FileMirror, content: PromptSet, checkpoints: int) -> bool:
+    """Run a save and cancel it after ``checkpoints`` scheduler steps; True if it finished."""
+    finished = False
+
+    async def run(scope: anyio.CancelScope) -> None:
+        nonlocal finished
+        with scope:
+            await mirror.save(content)
+            finished = True
+
+    scope = anyio.CancelScope()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run, scope)
+        for _ in range(checkpoints):
+            await anyio.lowlevel.checkpoint()
+        scope.cancel()
+    return finished
+
+
+async def test_a_cancelled_save_never_leaves_a_temporary_file(tmp_path):
+    """Cancel at every point a save can be cancelled at: before, between and during writes."""
+    mirror = FileMirror(tmp_path)
+    await mirror.save(flat_set(1))
+    finished_in_a_row = 0
+    step = 0
+    while finished_in_a_row < 5:
+        assert step < 5000, "the save never finished"
+        content = flat_set(1, prompts=50, text_suffix=f" {step}")
+        finished = await cancelled_save(mirror, content, step)
+        finished_in_a_row = finished_in_a_row + 1 if finished else 0
+        assert temporary_files(tmp_path) == [], f"cancelled after {step} steps"
+        stored = await mirror.get(1)  # whole and valid: the old content or the new
+        assert stored.version == 1
+        if finished:
+            assert stored.config_hash == content.config_hash
+        step += 1
+    # Cancellation by deadline, at many small delays, the way callers use it.
+    for i in range(40):
+        with anyio.move_on_after(i * 0.0002):
+            await mirror.save(flat_set(1, prompts=50, text_suffix=f" t{i}"))
+        assert temporary_files(tmp_path) == []
+    assert (await mirror.get(1)).version == 1

@@ -26,7 +26,9 @@ async def test_compare_marks_same_missing_differs_and_mirror_only(directus):
 async def test_compare_evaluation_sets(directus):
     async with DirectusSource(directus.url, directus.readonly_token, kind=EVALUATION_SETS) as ev:
         v3 = await ev.get(3)
-        rows = await compare_versions(ev, InMemoryMirror([await ev.get(1), v3]))
+        rows = await compare_versions(
+            ev, InMemoryMirror([await ev.get(1), v3], kind=EVALUATION_SETS)
+        )
     assert {r.version: r.state for r in rows} == {1: "same", 2: "missing", 3: "same"}
     assert next(r for r in rows if r.version == 3).directus_hash == v3.config_hash
 
@@ -70,11 +72,13 @@ async def test_checks_report_each_part(directus):
 async def test_checks_cover_both_kinds(directus):
     async with DirectusSource(directus.url, directus.readonly_token) as prompts:
         evaluations = prompts.for_kind(EVALUATION_SETS)
-        fresh = InMemoryMirror([await evaluations.get(3)])
+        fresh = InMemoryMirror([await evaluations.get(3)], kind=EVALUATION_SETS)
         results = await run_checks(
             [(prompts, InMemoryMirror([await prompts.latest()])), (evaluations, fresh)]
         )
-        lagging = await run_checks([(evaluations, InMemoryMirror([await evaluations.get(1)]))])
+        lagging = await run_checks(
+            [(evaluations, InMemoryMirror([await evaluations.get(1)], kind=EVALUATION_SETS))]
+        )
     assert [(r.name, r.kind) for r in results] == [
         ("directus", None),
         ("schema", "prompts"),

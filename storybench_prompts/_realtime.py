@@ -1,0 +1,523 @@
+"""Directus realtime: a WebSocket that says which items changed, so caches need not wait for TTLs.
+
+Directus (11+, ``WEBSOCKETS_ENABLED=true``) serves a WebSocket at ``/websocket`` on its own
+URL. The conversation, as Directus 12.4 holds it:
+
+1. the client's first message authenticates: ``{"type": "auth", "access_token": TOKEN}``;
+   Directus answers ``{"type": "auth", "status": "ok"}`` or an ``error`` (``AUTH_FAILED`` for a
+   wrong token) and then closes;
+2. one ``{"type": "subscribe", "collection": C, "uid": C, "query": {"fields": ["id"]}}`` per
+   collection; Directus first answers ``{"type": "subscription", "event": "init", ...}`` with
+   every id the token may read, or ``{"type": "subscribe", "status": "error", "uid": C}`` for a
+   collection it does not have or the token may not read;
+3. then one message per change: ``{"type": "subscription", "event": "create" | "update" |
+   "delete", "uid": C, "data": ...}``. ``create``/``update`` carry ``[{"id": 1}]`` (the query's
+   fields); ``delete`` carries the keys alone, as strings (``["78"]``);
+4. with its heartbeat on (the default, every 30 s) Directus sends ``{"type": "ping"}`` and closes
+   a connection that has not answered ``{"type": "pong"}`` by the next beat.
+
+A Directus with realtime off answers the upgrade with 404 ``ROUTE_NOT_FOUND``. A read-only
+token is enough for all of the above. The event arrives within about a millisecond of the
+change's REST response on loopback.
+
+:class:`RealtimeChannel` holds that conversation for its owner (the caching repository, the
+``watch`` command): it reports changes through ``on_change`` and every (re)connection through
+``on_connected`` (changes made while the socket was down are not replayed by Directus, so the
+owner revalidates everything once then). It never polls: while the socket is up nothing goes to
+Directus but pongs, and a WebSocket ping only after a long silence.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any, Literal, NoReturn
+
+import anyio
+import httpx
+from httpx_ws import (
+    AsyncWebSocketSession,
+    HTTPXWSException,
+    WebSocketDisconnect,
+    WebSocketInvalidTypeReceived,
+    WebSocketNetworkError,
+    WebSocketUpgradeError,
+    aconnect_ws,
+)
+from pydantic import SecretStr
+
+from ._exceptions import ConfigurationError
+
+__all__ = [
+    "ChangeCallback",
+    "ChannelState",
+    "ChannelStatus",
+    "RealtimeChannel",
+    "RealtimeMode",
+    "RealtimeTiming",
+]
+
+logger = logging.getLogger(__name__)
+
+RealtimeMode = Literal["auto", "on", "off"]
+"""``auto``: use realtime when the server offers it; ``on``: insist (warn while it is down);
+``off``: never connect."""
+
+ChangeCallback = Callable[[str, str, list[str | int]], None]
+"""``on_change(collection, event, ids)`` with event ``create``, ``update`` or ``delete``."""
+
+CHANGE_EVENTS = frozenset({"create", "update", "delete"})
+
+
+class ChannelState(StrEnum):
+    OFF = "off"
+    """Mode ``off``, or ``run()`` is not running."""
+    CONNECTING = "connecting"
+    """The first connection is being made."""
+    OPEN = "open"
+    """Authenticated and subscribed: changes arrive as they happen."""
+    DOWN = "down"
+    """The connection failed or dropped; retrying with backoff. TTLs rule meanwhile."""
+    UNAVAILABLE = "unavailable"
+    """Mode ``auto`` and the server does not offer realtime; checked again rarely."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStatus:
+    """A snapshot of the channel, for ``status()``, ``describe()`` and ``check``."""
+
+    state: ChannelState
+    since: float
+    """Clock seconds (wall clock by default) when the current state began. Retries during an
+    outage do not move it: it says how long the outage has lasted."""
+    reconnects: int = 0
+    """How many times the channel opened again after having been open."""
+    last_error: str | None = None
+    """Why the last connection failed or ended; kept after recovery, for ``check``."""
+    events: int = 0
+    """Change events received (not counting ``init`` and pings)."""
+    last_event_at: float | None = None
+    unsubscribed: tuple[str, ...] = ()
+    """Collections the server refused to subscribe to (missing, or not readable by the token):
+    changes there are not seen, so their content follows TTLs only."""
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeTiming:
+    """Backoff and timeouts, in seconds."""
+
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    """Reconnect delays are full-jitter exponential: ``rand() * min(max, initial * 2**n)``."""
+    healthy_after: float = 30.0
+    """A connection open at least this long resets the backoff; a server that accepts and
+    then drops every connection at once is not hammered."""
+    unavailable_recheck: float = 300.0
+    """Mode ``auto``: how long to wait before asking again a server without realtime."""
+    handshake_timeout: float = 10.0
+    """Connecting, authenticating and subscribing together must finish within this."""
+    idle_ping_after: float = 45.0
+    """After this long without any message, send a WebSocket ping, so a silently dead
+    connection (a half-open TCP link, a frozen server) is noticed within this plus
+    ``ping_timeout``. Directus pings every 30 s by default, so this costs nothing then."""
+    ping_timeout: float = 10.0
+
+    def backoff(self, attempt: int, rand: Callable[[], float]) -> float:
+        ceiling = min(self.backoff_max, self.backoff_initial * 2 ** min(attempt, 32))
+        return float(ceiling * rand())
+
+
+class _Ended(Exception):
+    """One connection is over; ``refused`` means the server does not offer realtime."""
+
+    def __init__(self, reason: str, *, refused: bool = False, auth: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.refused = refused
+        self.auth = auth
+
+
+def _default_client(timeout: float) -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=timeout)
+
+
+class RealtimeChannel:
+    """Directus's realtime WebSocket for a set of collections, kept open until cancelled.
+
+    ``run()`` belongs in the owner's task group; cancelling it closes the socket cleanly.
+
+    ``on_change(collection, event, ids)`` is called for every create/update/delete in a watched
+    collection (``ids`` as Directus keys: ints for integer keys). ``on_connected()`` is called
+    each time the channel is open, subscribed and listening, the first time included: what
+    changed while it was down is not replayed, so the owner revalidates everything then. A
+    change may be reported just before the ``on_connected`` of its connection.
+
+    Callbacks are called from ``run()``'s task and must not block: the socket is not read (and
+    Directus's pings not answered) while they run, so schedule slow work elsewhere. An exception
+    from a callback is logged and does not stop the channel.
+
+    ``clock`` (wall-clock seconds by default) stamps the status and times ``healthy_after``;
+    ``sleep`` and ``rand`` drive the backoff; ``client_factory`` makes the ``httpx.AsyncClient``
+    of each connection attempt (a transport for tests, proxies, TLS settings). The token is sent
+    in the first WebSocket message only, never in a URL, a log, a repr or an error.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | SecretStr,
+        collections: Iterable[str],
+        *,
+        on_change: ChangeCallback,
+        on_connected: Callable[[], None] | None = None,
+        mode: RealtimeMode = "auto",
+        timing: RealtimeTiming | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        rand: Callable[[], float] = random.random,
+        client_factory: Callable[[], httpx.AsyncClient] | None = None,
+    ) -> None:
+        if mode not in ("auto", "on", "off"):
+            raise ValueError(f"realtime mode must be auto, on or off, not {mode!r}")
+        self._url = base_url.rstrip("/") + "/websocket"
+        self._token = token if isinstance(token, SecretStr) else SecretStr(token)
+        if not self._token.get_secret_value():
+            raise ConfigurationError("Directus token missing: realtime needs one to authenticate")
+        # Directus answers and identifies each subscription by its uid; the collection name
+        # is used as uid so events map back without a table.
+        self._collections = tuple(dict.fromkeys(collections))
+        if not self._collections and mode != "off":
+            raise ValueError("a realtime channel needs at least one collection")
+        self._mode: RealtimeMode = mode
+        self._on_change = on_change
+        self._on_connected = on_connected
+        self._timing = timing or RealtimeTiming()
+        self._clock = clock
+        self._sleep = sleep
+        self._rand = rand
+        self._client_factory = client_factory or (
+            lambda: _default_client(self._timing.handshake_timeout)
+        )
+        self._status = ChannelStatus(state=ChannelState.OFF, since=clock())
+        self._opened_at: float | None = None
+        self._ever_open = False
+
+    @property
+    def mode(self) -> RealtimeMode:
+        return self._mode
+
+    @property
+    def status(self) -> ChannelStatus:
+        return self._status
+
+    def __repr__(self) -> str:
+        return (
+            f"RealtimeChannel(url={self._url!r}, mode={self._mode!r}, "
+            f"collections={len(self._collections)}, state={self._status.state.value!r}, "
+            "token=***)"
+        )
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Connect, listen and reconnect until cancelled; return at once in mode ``off``."""
+        if self._mode == "off":
+            self._set(ChannelState.OFF)
+            return
+        attempt = 0
+        outage_logged = False
+        self._set(ChannelState.CONNECTING)
+        try:
+            while True:
+                failure = await self._connect_once()
+                opened_at, self._opened_at = self._opened_at, None
+                if opened_at is not None:
+                    outage_logged = False  # a new outage: say so once again
+                    if self._clock() - opened_at >= self._timing.healthy_after:
+                        attempt = 0
+                if failure.refused and self._mode == "auto":
+                    if self._status.state is not ChannelState.UNAVAILABLE:
+                        logger.info(
+                            "Directus realtime not offered (%s); caches follow their TTLs. "
+                            "Checking again every %.0f s",
+                            failure.reason,
+                            self._timing.unavailable_recheck,
+                        )
+                    self._set(ChannelState.UNAVAILABLE, last_error=failure.reason)
+                    outage_logged = False
+                    attempt = 0
+                    await self._sleep(self._timing.unavailable_recheck)
+                    continue
+                self._set(ChannelState.DOWN, last_error=failure.reason)
+                if not outage_logged:
+                    self._log_outage(failure)
+                    outage_logged = True
+                delay = self._timing.backoff(attempt, self._rand)
+                attempt += 1
+                logger.debug("Directus realtime: reconnecting in %.2f s", delay)
+                await self._sleep(delay)
+        finally:
+            self._opened_at = None
+            self._set(ChannelState.OFF)
+
+    def _log_outage(self, failure: _Ended) -> None:
+        # Mode "on" asked for realtime, so losing it is worth a warning; in "auto" the TTLs
+        # were always the plan B. A refused token needs a person either way.
+        level = logging.WARNING if self._mode == "on" or failure.auth else logging.INFO
+        logger.log(
+            level,
+            "Directus realtime down (%s); caches follow their TTLs until it is back, "
+            "retrying with backoff",
+            failure.reason,
+        )
+
+    async def _connect_once(self) -> _Ended:
+        """One connection from upgrade to end; returns why it ended."""
+        ended: _Ended | None = None
+        try:
+            async with (
+                self._client_factory() as client,
+                aconnect_ws(
+                    self._url,
+                    client,
+                    # Our own idle ping replaces the library's fixed-interval one: no traffic
+                    # while Directus's heartbeat shows the link is alive.
+                    keepalive_ping_interval_seconds=None,
+                    session_class=AsyncWebSocketSession,
+                ) as ws,
+            ):
+                # Caught inside the block: httpx-ws wraps what escapes it in an ExceptionGroup.
+                try:
+                    await self._converse(ws)
+                except _Ended as exc:
+                    ended = exc
+                except (HTTPXWSException, httpx.HTTPError, OSError, TimeoutError) as exc:
+                    ended = _Ended(self._describe(exc))
+        except WebSocketUpgradeError as exc:
+            return self._upgrade_refused(exc.response)
+        except Exception as exc:  # connection refused, DNS, TLS; or a group from httpx-ws
+            return _Ended(self._describe(exc))
+        return ended or _Ended("the server closed the connection")
+
+    def _upgrade_refused(self, response: httpx.Response) -> _Ended:
+        status = response.status_code
+        # 404 is what Directus with WEBSOCKETS_ENABLED=false answers; other 4xx (a proxy that
+        # does not pass upgrades, a server that is not Directus) mean the same to us. Overload
+        # and server errors are passing trouble and are retried like a dropped connection.
+        transient = status in (408, 429) or (status >= 500 and status != 501)
+        if transient:
+            return _Ended(f"WebSocket upgrade answered HTTP {status}")
+        return _Ended(
+            f"WebSocket upgrade refused with HTTP {status}; realtime needs "
+            "WEBSOCKETS_ENABLED=true on the Directus server",
+            refused=True,
+        )
+
+    async def _converse(self, ws: AsyncWebSocketSession) -> NoReturn:
+        timing = self._timing
+        with anyio.fail_after(timing.handshake_timeout):
+            await self._send(ws, {"type": "auth", "access_token": self._token.get_secret_value()})
+            await self._await_auth(ws)
+            for collection in self._collections:
+                await self._send(
+                    ws,
+                    {
+                        "type": "subscribe",
+                        "collection": collection,
+                        "uid": collection,
+                        "query": {"fields": ["id"]},
+                    },
+                )
+            known = self._status.unsubscribed
+            refused = await self._await_subscriptions(ws)
+        if len(refused) == len(self._collections):
+            raise _Ended(
+                "the server refused every subscription (collections missing or not readable "
+                "by the token)",
+                refused=True,
+            )
+        if refused and tuple(refused) != known:  # said once, not at every reconnect
+            logger.warning(
+                "Directus realtime: no subscription to %s (missing, or not readable by the "
+                "token); changes there follow TTLs only",
+                ", ".join(refused),
+            )
+        self._opened()
+        while True:
+            with anyio.move_on_after(timing.idle_ping_after) as idle:
+                message = await self._receive(ws)
+            if idle.cancelled_caught:
+                await self._probe(ws)
+            else:
+                await self._handle(ws, message)
+
+    async def _await_auth(self, ws: AsyncWebSocketSession) -> None:
+        while True:
+            message = await self._receive(ws)
+            kind = message.get("type")
+            if kind == "ping":
+                await self._send(ws, {"type": "pong"})
+            elif kind == "auth":
+                if message.get("status") == "ok":
+                    return
+                raise _Ended(f"authentication refused ({_error_code(message)})", auth=True)
+
+    async def _await_subscriptions(self, ws: AsyncWebSocketSession) -> list[str]:
+        pending = set(self._collections)
+        refused: list[str] = []
+        while pending:
+            message = await self._receive(ws)
+            uid = message.get("uid")
+            kind = message.get("type")
+            if kind == "subscribe" and message.get("status") == "error" and uid in pending:
+                pending.discard(uid)
+                refused.append(uid)
+                logger.debug("subscription to %s refused: %s", uid, _error_code(message))
+            elif kind == "subscription" and message.get("event") == "init" and uid in pending:
+                pending.discard(uid)
+            else:
+                await self._handle(ws, message)
+        self._status = replace(self._status, unsubscribed=tuple(refused))
+        return refused
+
+    async def _handle(self, ws: AsyncWebSocketSession, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "ping":
+            await self._send(ws, {"type": "pong"})
+        elif kind == "subscription":
+            event = message.get("event")
+            collection = message.get("uid")
+            if (
+                isinstance(event, str)
+                and isinstance(collection, str)
+                and event in CHANGE_EVENTS
+                and collection in self._collections
+            ):
+                self._deliver(collection, event, _ids(message.get("data")))
+        elif kind == "auth" and message.get("status") == "error":
+            # An expiring token runs out mid-session; reconnecting authenticates again.
+            raise _Ended(f"authentication ended ({_error_code(message)})", auth=True)
+        elif kind == "subscribe" and message.get("status") == "error":
+            logger.warning(
+                "Directus realtime: subscription to %s ended (%s)",
+                message.get("uid"),
+                _error_code(message),
+            )
+
+    def _deliver(self, collection: str, event: str, ids: list[str | int]) -> None:
+        now = self._clock()
+        self._status = replace(self._status, events=self._status.events + 1, last_event_at=now)
+        try:
+            self._on_change(collection, event, ids)
+        except Exception:
+            logger.exception("realtime on_change callback failed for %s %s", collection, event)
+
+    def _opened(self) -> None:
+        if self._ever_open:
+            self._status = replace(self._status, reconnects=self._status.reconnects + 1)
+        if self._status.state in (ChannelState.DOWN, ChannelState.UNAVAILABLE):
+            logger.info("Directus realtime connected again")
+        elif not self._ever_open:
+            logger.info(
+                "Directus realtime connected; watching %d collection(s)",
+                len(self._collections) - len(self._status.unsubscribed),
+            )
+        self._ever_open = True
+        self._opened_at = self._clock()
+        self._set(ChannelState.OPEN)
+        if self._on_connected is not None:
+            try:
+                self._on_connected()
+            except Exception:
+                logger.exception("realtime on_connected callback failed")
+
+    async def _probe(self, ws: AsyncWebSocketSession) -> None:
+        """A WebSocket ping after a long silence: no pong in time means the link is dead."""
+        pong = await ws.ping()
+        try:
+            with anyio.fail_after(self._timing.ping_timeout):
+                await pong.wait()
+        except TimeoutError:
+            raise _Ended(
+                f"no answer to a ping within {self._timing.ping_timeout:g} s after "
+                f"{self._timing.idle_ping_after:g} s of silence"
+            ) from None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _send(self, ws: AsyncWebSocketSession, message: dict[str, Any]) -> None:
+        await ws.send_text(json.dumps(message, separators=(",", ":")))
+
+    async def _receive(self, ws: AsyncWebSocketSession) -> dict[str, Any]:
+        while True:
+            try:
+                text = await ws.receive_text()
+            except WebSocketInvalidTypeReceived:
+                continue  # Directus speaks text frames only
+            except WebSocketDisconnect as exc:
+                raise _Ended(f"the server closed the connection (code {exc.code})") from None
+            except WebSocketNetworkError:
+                raise _Ended("the connection was lost") from None
+            try:
+                message = json.loads(text)
+            except ValueError:
+                logger.debug("ignoring a realtime message that is not JSON")
+                continue
+            if isinstance(message, dict):
+                return message
+
+    def _describe(self, exc: BaseException) -> str:
+        """A one-line reason without the token, whatever the exception held."""
+        while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            exc = exc.exceptions[0]
+        if isinstance(exc, httpx.ConnectError):
+            text = f"cannot connect to {self._url}"
+        elif isinstance(exc, httpx.TimeoutException | TimeoutError):
+            text = f"no answer within {self._timing.handshake_timeout:g} s"
+        elif isinstance(exc, WebSocketNetworkError):
+            text = "the connection was lost"
+        elif isinstance(exc, WebSocketDisconnect):
+            text = f"the server closed the connection (code {exc.code})"
+        else:
+            text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        secret = self._token.get_secret_value()
+        return text.replace(secret, "***") if secret else text
+
+    def _set(self, state: ChannelState, *, last_error: str | None = None) -> None:
+        status = self._status
+        if state is not status.state:
+            status = replace(status, state=state, since=self._clock())
+        if last_error is not None:
+            status = replace(status, last_error=last_error)
+        self._status = status
+
+
+def _error_code(message: dict[str, Any]) -> str:
+    error = message.get("error")
+    if isinstance(error, dict):
+        return str(error.get("code") or error.get("message") or "error")
+    return "error"
+
+
+def _ids(data: Any) -> list[str | int]:
+    """Item keys from an event: ``[{"id": 1}]`` for create/update, ``["1"]`` for delete.
+
+    Directus sends a deleted item's key as a string even for integer keys; numeric strings are
+    turned back into ints so one item has one key in every event.
+    """
+    items = data if isinstance(data, list) else [data]
+    out: list[str | int] = []
+    for item in items:
+        key = item.get("id") if isinstance(item, dict) else item
+        if isinstance(key, bool) or key is None:
+            continue
+        if isinstance(key, str) and key.isdigit():
+            out.append(int(key))
+        elif isinstance(key, str | int):
+            out.append(key)
+    return out

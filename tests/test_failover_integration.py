@@ -1,0 +1,90 @@
+"""Failing over at Directus's first refusal, against a real socket that refuses and a real
+Directus that is killed and comes back; and one probe at a time while it is down."""
+
+import time
+
+import anyio
+import pytest
+
+from devserver._process import free_port
+from devserver.transport import CountingTransport
+from storybench_prompts import (
+    CachePolicy,
+    CachingRepository,
+    DirectusSource,
+    FileMirror,
+    OriginState,
+    RetryPolicy,
+)
+from tests.factories import flat_set
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+
+RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.2, max_backoff=1.0)
+
+
+async def test_a_refused_connection_serves_the_mirror_within_50_ms(tmp_path):
+    mirror = FileMirror(tmp_path)
+    await mirror.save(flat_set(3))
+    transport = CountingTransport()
+    # Nothing listens on this loopback port: every connection is refused at once.
+    source = DirectusSource(
+        f"http://127.0.0.1:{free_port()}", "token", retry=RETRY, transport=transport
+    )
+    async with CachingRepository(source, mirror, policy=CachePolicy(fallback_after=2.0)) as repo:
+        served = await repo.get(3)
+        returned_at = time.monotonic()
+        refused_at = transport.first_failure_at()
+        assert refused_at is not None
+        assert served.provenance.source == "mirror"
+        assert served.provenance.origin_error == "DirectusConnectionError"
+        elapsed = returned_at - refused_at
+        print(f"served {elapsed * 1000:.1f} ms after the first refusal")
+        assert elapsed < 0.05
+        assert transport.requests == 1
+        # The same flight goes on retrying behind the caller, as the transport counts.
+        with anyio.fail_after(10):
+            while transport.requests < RETRY.max_attempts:
+                await anyio.sleep(0.01)
+        await anyio.sleep(0.1)
+        assert transport.requests == RETRY.max_attempts
+        assert repo.status().state is OriginState.INTERRUPTED
+
+
+@pytest.mark.directus
+async def test_killed_directus_fails_over_at_once_probes_and_recovers(own_directus, tmp_path):
+    transport = CountingTransport()
+    source = DirectusSource(
+        own_directus.url, own_directus.readonly_token, retry=RETRY, transport=transport
+    )
+    policy = CachePolicy(fallback_after=2.0, probe_initial=0.5, probe_max=1.0)
+    async with CachingRepository(source, FileMirror(tmp_path), policy=policy) as repo:
+        await repo.warm()
+        own_directus.kill()
+        repo.invalidate()
+        started = time.monotonic()
+        served = await repo.get(2)
+        assert time.monotonic() - started < 0.5
+        assert served.provenance.source == "mirror"
+        assert repo.status().state is OriginState.INTERRUPTED
+
+        # 100 callers over the 3 versions for 3 s: Directus is asked by one probe at a time.
+        before = transport.requests
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            async with anyio.create_task_group() as tg:
+                for i in range(100):
+                    tg.start_soon(repo.get, 1 + i % 3)
+            await anyio.sleep(0.05)
+        attempts = transport.requests - before
+        print(f"{attempts} Directus attempts in 3 s of 100-caller rounds while it was down")
+        # Four from the flight that was already retrying, then at most one per probe interval.
+        assert attempts <= RETRY.max_attempts + 3.0 / (policy.probe_initial * 0.5) + 1
+
+        own_directus.restart()
+        with anyio.fail_after(10):
+            while repo.status().state is not OriginState.VALID:
+                await repo.get(1)  # served from a copy; a due probe notices the recovery
+                await anyio.sleep(0.1)
+        repo.invalidate()
+        assert (await repo.get(1)).provenance.source == "directus"
