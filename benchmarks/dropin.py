@@ -93,9 +93,7 @@ async def measure(url: str, token: str, rounds: int) -> None:
     }
     print(f"Python {platform.python_version()}, {rounds} rounds of {BATCH} calls each")
     for name, values in samples.items():
-        print(
-            f"  {labels[name]:<58} median {us(median[name])}, p99 {us(pct(values, 0.99))}"
-        )
+        print(f"  {labels[name]:<58} median {us(median[name])}, p99 {us(pct(values, 0.99))}")
     for name in ("repository", "drop-in", "drop-in (args)"):
         print(
             f"  {name:<15} / floor: {median[name] / median['floor']:.2f}x"

@@ -45,6 +45,12 @@ URL = "https://test-directus.com"
 ITEMS = f"{URL}/items/prompt_set_versions"
 
 
+@pytest.fixture(autouse=True)
+def no_realtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The scripted Directus of these tests has no WebSocket: the channel must not dial out.
+    monkeypatch.setenv("STORYBENCH_PROMPTS_REALTIME", "off")
+
+
 @pytest.fixture
 def client(settled: None) -> DirectusClient:
     return DirectusClient(base_url=URL, token="test-token", timeout=30)

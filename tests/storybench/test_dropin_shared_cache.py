@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import pytest
 from pymongo import AsyncMongoClient
 
@@ -188,6 +189,45 @@ def test_a_loop_not_run_by_asyncio_run_is_closed_with_close_shared_clients(
             loop.close()
         del loop
     assert problems.messages == []
+
+
+@pytest.mark.directus
+def test_with_realtime_an_edit_is_served_before_the_ttl_and_loops_close_cleanly(
+    realtime_directus_env: DirectusServer,
+) -> None:
+    server = realtime_directus_env
+
+    async def edit_then_read() -> tuple[str, str]:
+        before = await DirectusClient().fetch_prompts(1)
+        assert before is not None
+        first_text = before.sequences["FilmNarrative"][0].text
+        with server.admin() as admin:
+            found = admin.get(
+                "/items/prompts",
+                params={"filter[text][_eq]": first_text, "fields": "id", "limit": "1"},
+            ).json()["data"]
+        server.update_item("prompts", found[0]["id"], {"text": first_text + " edited"})
+        with anyio.fail_after(10):  # the pinned TTL is an hour: only the channel can do this
+            while True:
+                after = await DirectusClient().fetch_prompts(1)
+                assert after is not None
+                if after.sequences["FilmNarrative"][0].text != first_text:
+                    break
+                await asyncio.sleep(0.05)
+        await background_work_done()
+        return first_text, after.sequences["FilmNarrative"][0].text
+
+    with strict_loops() as problems:
+        first, edited = asyncio.run(edit_then_read(), debug=True)
+        asyncio.run(_read_once(), debug=True)  # a second loop, its channel closed as well
+    assert edited == first + " edited"
+    assert problems.messages == []
+    assert not _REGISTRY
+
+
+async def _read_once() -> None:
+    assert await DirectusClient().fetch_prompts() is not None
+    await background_work_done()
 
 
 # -- Directus cold, stalled or down ---------------------------------------------------------
