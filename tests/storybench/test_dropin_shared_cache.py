@@ -36,6 +36,7 @@ from storybench_prompts._storybench import (
     close_shared_clients,
 )
 from tests.storybench.conftest import SentRequests, background_work_done
+from tests.storybench.storybench_flows import evaluation_criteria
 
 FALLBACK_AFTER = 0.5
 MARGIN = 1.0  # the mirror read and a loaded 2-core machine
@@ -276,6 +277,7 @@ def test_a_dead_directus_leaves_the_cache_then_the_mirror(
     async def before_and_during() -> Any:
         latest = await DirectusClient().fetch_prompts()
         pinned = await DirectusClient().fetch_prompts(1)
+        assert await evaluation_criteria(DirectusClient()) is not None
         await background_work_done()
         own_directus_env.kill()
         # The same loop: the cache answers, no Directus needed.
@@ -293,6 +295,9 @@ def test_a_dead_directus_leaves_the_cache_then_the_mirror(
         pinned = await DirectusClient().fetch_prompts(1)
         assert pinned is not None
         assert pinned.version == 1
+        criteria = await evaluation_criteria(DirectusClient())  # storybench's evaluator
+        assert criteria.version == 3
+        assert criteria.scoring_guidelines
         listed = await DirectusClient().list_published_versions()
         assert [v.version_number for v in listed] == [3, 1]
         # What the mirror lacks cannot be "not found" while Directus is down.
