@@ -97,8 +97,14 @@ class DirectusUnavailableError(DirectusClientError, PromptSetUnavailableError):
     those of the first Directus error among them (so a rejected token still reads as 401).
     """
 
-    def __init__(self, message: str, *, causes: list[BaseException]) -> None:
-        PromptSetUnavailableError.__init__(self, message, causes=causes)
+    def __init__(
+        self, message: str, *, causes: list[BaseException], described: bool = False
+    ) -> None:
+        if described:  # the message already names each cause (a wrapped library error)
+            self.causes = tuple(causes)
+            StorybenchPromptsError.__init__(self, message)
+        else:
+            PromptSetUnavailableError.__init__(self, message, causes=causes)
         first = next((c for c in self.causes if isinstance(c, DirectusClientError)), None)
         self.status = first.status if first is not None else None
         self.code = first.code if first is not None else None
@@ -125,7 +131,7 @@ def _client_error(exc: BaseException) -> DirectusClientError:
     if isinstance(exc, DirectusClientError):
         return exc
     if isinstance(exc, PromptSetUnavailableError):
-        return DirectusUnavailableError(str(exc), causes=list(exc.causes))
+        return DirectusUnavailableError(str(exc), causes=list(exc.causes), described=True)
     if isinstance(exc, InvalidPromptSetError):
         return DirectusInvalidContentError(exc.problems, context=exc.context)
     if isinstance(exc, ConfigurationError):

@@ -248,6 +248,7 @@ async def test_a_failure_with_nothing_to_fall_back_on_is_a_directus_client_error
     assert error.status == 500
     assert isinstance(error.directus_error, DirectusServerError)
     assert isinstance(error.causes[0], DirectusServerError)
+    assert str(error).count("DirectusServerError") == 1  # each cause named once
 
 
 @pytest.mark.anyio
