@@ -601,7 +601,7 @@ class _Shared:
             _evaluation_version
         )
         self.accepted = False
-        """Whether Directus has answered this (URL, token) in this loop (see below)."""
+        """Whether Directus has answered this (URL, token) here (``_refuse_if_rejected``)."""
         self.ready = asyncio.Event()
         self.error: BaseException | None = None
         self.usable = False
@@ -612,12 +612,20 @@ class _Shared:
         try:
             try:
                 await self._resource.__aenter__()
-            except Exception as exc:
-                self.error = exc
-                return
-            finally:
-                self.usable = self.error is None
+            except BaseException as exc:
+                self.error = (
+                    exc
+                    if isinstance(exc, Exception)
+                    else RuntimeError(
+                        "the event loop closed the shared Directus cache as it opened"
+                    )
+                )
                 self.ready.set()
+                if isinstance(exc, Exception):
+                    return  # the waiting callers raise it; nobody awaits this task
+                raise
+            self.usable = True
+            self.ready.set()
             try:
                 # Until the loop's shutdown (or close_shared_clients) cancels this task.
                 await self.loop.create_future()
