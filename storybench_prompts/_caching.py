@@ -49,6 +49,20 @@ from anyio.abc import TaskGroup
 from cachetools import TLRUCache, TTLCache
 
 from ._attempts import observing_attempts
+from ._defaults import (
+    DEFAULT_FALLBACK_AFTER,
+    DEFAULT_FALLBACK_TTL,
+    DEFAULT_LATEST_TTL,
+    DEFAULT_MAX_STALE,
+    DEFAULT_MAXSIZE,
+    DEFAULT_MIRROR_TIMEOUT,
+    DEFAULT_NOT_FOUND_TTL,
+    DEFAULT_PINNED_TTL,
+    DEFAULT_PROBE_INITIAL,
+    DEFAULT_PROBE_MAX,
+    DEFAULT_STALE_IF_ERROR,
+    DEFAULT_SYNC_CONCURRENCY,
+)
 from ._exceptions import (
     ContentChangedError,
     InvalidPromptSetError,
@@ -63,7 +77,7 @@ from ._memory import InMemoryMirror
 from ._models import EvaluationSet, Provenance, VersionedContent, VersionInfo
 from ._repository import PromptMirror, PromptRepository
 from ._singleflight import Flight, SingleFlight
-from ._sync import DEFAULT_SYNC_CONCURRENCY, SyncResult, sync_versions
+from ._sync import SyncResult, sync_versions
 
 if TYPE_CHECKING:
     from ._realtime import ChannelStatus
@@ -81,15 +95,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PINNED_TTL = 3600.0
-DEFAULT_LATEST_TTL = 60.0
-DEFAULT_MAX_STALE = 3600.0
-DEFAULT_STALE_IF_ERROR = 7 * 24 * 3600.0
-DEFAULT_NOT_FOUND_TTL = 30.0
-DEFAULT_FALLBACK_AFTER = 2.0
-DEFAULT_FALLBACK_TTL = 10.0
-DEFAULT_MIRROR_TIMEOUT = 3.0
-DEFAULT_MAXSIZE = 512
 
 LATEST = "latest"
 Key = int | str  # a version number, or LATEST
@@ -122,8 +127,8 @@ class CachePolicy:
     mirror_timeout: float = DEFAULT_MIRROR_TIMEOUT
     maxsize: int = DEFAULT_MAXSIZE
     warm_concurrency: int = DEFAULT_SYNC_CONCURRENCY
-    probe_initial: float = 0.5
-    probe_max: float = 30.0
+    probe_initial: float = DEFAULT_PROBE_INITIAL
+    probe_max: float = DEFAULT_PROBE_MAX
 
 
 class ChangeFeed(Protocol):

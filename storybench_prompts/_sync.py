@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import anyio
 
+from ._defaults import DEFAULT_SYNC_CONCURRENCY
 from ._exceptions import (
     InvalidPromptSetError,
     MirrorUnavailableError,
@@ -19,7 +20,6 @@ from ._repository import PromptMirror, PromptRepository
 
 __all__ = ["DEFAULT_SYNC_CONCURRENCY", "SyncOutcome", "SyncResult", "sync_versions"]
 
-DEFAULT_SYNC_CONCURRENCY = 4
 
 SyncOutcome = Literal["new", "updated", "unchanged", "refused", "not_found", "failed", "withdrawn"]
 
