@@ -672,12 +672,23 @@ def get(
 @cli.command()
 @click.pass_obj
 def check(state: _State) -> None:
-    """Directus, token, schema, mirror and freshness, for both kinds: one line per check."""
-    from ._operations import run_checks
+    """Directus, token, schema, mirror and freshness, for both kinds, and the realtime
+    channel: one line per check."""
+    from ._operations import check_realtime, run_checks
 
     async def run() -> Any:
         async with _stack(state, [PROMPT_SETS, EVALUATION_SETS]) as views:
-            return await run_checks([(s, m) for _k, s, m in views])
+            results = await run_checks([(s, m) for _k, s, m in views])
+            if state.settings.realtime != "off" and state.settings.directus_token:
+                results.append(
+                    await check_realtime(
+                        views[0][1].url,
+                        state.settings.directus_token,
+                        [*PROMPT_SETS.related_collections, *EVALUATION_SETS.related_collections],
+                        mode=state.settings.realtime,
+                    )
+                )
+            return results
 
     failed = False
     for r in _run(state, "check", run):
