@@ -278,6 +278,9 @@ class CachingRepository(Generic[C]):
         # may hold the old content, so what it brings is stored as needing a fetch again.
         self._change_generation = 0
         self._task_group: TaskGroup | None = None
+        # Mirror writes in progress; leaving ``async with`` lets them finish (bounded).
+        self._writes_pending = 0
+        self._writes_drained = anyio.Event()
         self._close_origin = close_origin
         self._close_mirror = close_mirror
         self._closed = False
@@ -308,6 +311,7 @@ class CachingRepository(Generic[C]):
     ) -> None:
         task_group = self._task_group
         try:
+            await self._drain_writes()
             if self.evaluations is not None:
                 await self.evaluations.__aexit__(None, None, None)
         finally:
@@ -333,6 +337,13 @@ class CachingRepository(Generic[C]):
                 await self.origin.aclose()
             if self.mirror is not None and self._close_mirror:
                 await self.mirror.aclose()
+
+    async def _drain_writes(self) -> None:
+        """Give mirror writes in progress up to ``mirror_timeout`` to land: a process that
+        fetched fresh content (a CLI ``get``) should leave it in the mirror."""
+        if self._writes_pending:
+            with anyio.CancelScope(shield=True):
+                await self._first_of(self._writes_drained, timeout=self.policy.mirror_timeout)
 
     def _owns_channel(self) -> bool:
         # The repository of the other kind reads the same channel's status; one runs it.
@@ -876,6 +887,16 @@ class CachingRepository(Generic[C]):
         self._task_group.start_soon(self._save_to_mirror, content)
 
     async def _save_to_mirror(self, content: C) -> None:
+        self._writes_pending += 1
+        try:
+            await self._save_to_mirror_now(content)
+        finally:
+            self._writes_pending -= 1
+            if not self._writes_pending:
+                self._writes_drained.set()
+                self._writes_drained = anyio.Event()
+
+    async def _save_to_mirror_now(self, content: C) -> None:
         assert self.mirror is not None
         try:
             outcome = await self.mirror.save(content)
