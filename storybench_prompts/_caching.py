@@ -49,6 +49,20 @@ from anyio.abc import TaskGroup
 from cachetools import TLRUCache, TTLCache
 
 from ._attempts import observing_attempts
+from ._defaults import (
+    DEFAULT_FALLBACK_AFTER,
+    DEFAULT_FALLBACK_TTL,
+    DEFAULT_LATEST_TTL,
+    DEFAULT_MAX_STALE,
+    DEFAULT_MAXSIZE,
+    DEFAULT_MIRROR_TIMEOUT,
+    DEFAULT_NOT_FOUND_TTL,
+    DEFAULT_PINNED_TTL,
+    DEFAULT_PROBE_INITIAL,
+    DEFAULT_PROBE_MAX,
+    DEFAULT_STALE_IF_ERROR,
+    DEFAULT_SYNC_CONCURRENCY,
+)
 from ._exceptions import (
     ContentChangedError,
     InvalidPromptSetError,
@@ -63,7 +77,7 @@ from ._memory import InMemoryMirror
 from ._models import EvaluationSet, Provenance, VersionedContent, VersionInfo
 from ._repository import PromptMirror, PromptRepository
 from ._singleflight import Flight, SingleFlight
-from ._sync import DEFAULT_SYNC_CONCURRENCY, SyncResult, sync_versions
+from ._sync import SyncResult, sync_versions
 
 if TYPE_CHECKING:
     from ._realtime import ChannelStatus
@@ -81,15 +95,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PINNED_TTL = 3600.0
-DEFAULT_LATEST_TTL = 60.0
-DEFAULT_MAX_STALE = 3600.0
-DEFAULT_STALE_IF_ERROR = 7 * 24 * 3600.0
-DEFAULT_NOT_FOUND_TTL = 30.0
-DEFAULT_FALLBACK_AFTER = 2.0
-DEFAULT_FALLBACK_TTL = 10.0
-DEFAULT_MIRROR_TIMEOUT = 3.0
-DEFAULT_MAXSIZE = 512
 
 LATEST = "latest"
 Key = int | str  # a version number, or LATEST
@@ -122,8 +127,8 @@ class CachePolicy:
     mirror_timeout: float = DEFAULT_MIRROR_TIMEOUT
     maxsize: int = DEFAULT_MAXSIZE
     warm_concurrency: int = DEFAULT_SYNC_CONCURRENCY
-    probe_initial: float = 0.5
-    probe_max: float = 30.0
+    probe_initial: float = DEFAULT_PROBE_INITIAL
+    probe_max: float = DEFAULT_PROBE_MAX
 
 
 class ChangeFeed(Protocol):
@@ -273,6 +278,9 @@ class CachingRepository(Generic[C]):
         # may hold the old content, so what it brings is stored as needing a fetch again.
         self._change_generation = 0
         self._task_group: TaskGroup | None = None
+        # Mirror writes in progress; leaving ``async with`` lets them finish (bounded).
+        self._writes_pending = 0
+        self._writes_drained = anyio.Event()
         self._close_origin = close_origin
         self._close_mirror = close_mirror
         self._closed = False
@@ -303,6 +311,7 @@ class CachingRepository(Generic[C]):
     ) -> None:
         task_group = self._task_group
         try:
+            await self._drain_writes()
             if self.evaluations is not None:
                 await self.evaluations.__aexit__(None, None, None)
         finally:
@@ -328,6 +337,13 @@ class CachingRepository(Generic[C]):
                 await self.origin.aclose()
             if self.mirror is not None and self._close_mirror:
                 await self.mirror.aclose()
+
+    async def _drain_writes(self) -> None:
+        """Give mirror writes in progress up to ``mirror_timeout`` to land: a process that
+        fetched fresh content (a CLI ``get``) should leave it in the mirror."""
+        if self._writes_pending:
+            with anyio.CancelScope(shield=True):
+                await self._first_of(self._writes_drained, timeout=self.policy.mirror_timeout)
 
     def _owns_channel(self) -> bool:
         # The repository of the other kind reads the same channel's status; one runs it.
@@ -871,6 +887,16 @@ class CachingRepository(Generic[C]):
         self._task_group.start_soon(self._save_to_mirror, content)
 
     async def _save_to_mirror(self, content: C) -> None:
+        self._writes_pending += 1
+        try:
+            await self._save_to_mirror_now(content)
+        finally:
+            self._writes_pending -= 1
+            if not self._writes_pending:
+                self._writes_drained.set()
+                self._writes_drained = anyio.Event()
+
+    async def _save_to_mirror_now(self, content: C) -> None:
         assert self.mirror is not None
         try:
             outcome = await self.mirror.save(content)

@@ -1,7 +1,7 @@
-"""Default timeouts and limits of the Directus source and the MongoDB mirror.
+"""Default timings and limits of the cache, the Directus source and the MongoDB mirror.
 
-Kept apart from those modules so that settings can name them without importing an HTTP client
-or a database driver (start-up time of mirror-only processes).
+Kept apart from those modules so that settings can name them without importing the cache, an
+HTTP client or a database driver (start-up time of mirror-only processes).
 """
 
 from __future__ import annotations
@@ -9,14 +9,42 @@ from __future__ import annotations
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_DATABASE",
+    "DEFAULT_FALLBACK_AFTER",
+    "DEFAULT_FALLBACK_TTL",
+    "DEFAULT_LATEST_TTL",
+    "DEFAULT_MAXSIZE",
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_MAX_STALE",
+    "DEFAULT_MIRROR_TIMEOUT",
     "DEFAULT_MONGO_CONNECT_TIMEOUT",
+    "DEFAULT_NOT_FOUND_TTL",
+    "DEFAULT_PINNED_TTL",
     "DEFAULT_POOL_TIMEOUT",
+    "DEFAULT_PROBE_INITIAL",
+    "DEFAULT_PROBE_MAX",
     "DEFAULT_READ_TIMEOUT",
     "DEFAULT_SERVER_SELECTION_TIMEOUT",
     "DEFAULT_SOCKET_TIMEOUT",
+    "DEFAULT_STALE_IF_ERROR",
+    "DEFAULT_SYNC_CONCURRENCY",
     "DEFAULT_WRITE_TIMEOUT",
 ]
+
+# -- the cache ------------------------------------------------------------------------------
+DEFAULT_PINNED_TTL = 3600.0
+DEFAULT_LATEST_TTL = 60.0
+DEFAULT_MAX_STALE = 3600.0
+DEFAULT_STALE_IF_ERROR = 7 * 24 * 3600.0
+DEFAULT_NOT_FOUND_TTL = 30.0
+DEFAULT_FALLBACK_AFTER = 2.0
+DEFAULT_FALLBACK_TTL = 10.0
+DEFAULT_MIRROR_TIMEOUT = 3.0
+DEFAULT_MAXSIZE = 512
+# Recovery probes while Directus is failing: the first after about half a second, doubling to
+# half a minute, so an outage costs Directus one request per interval whatever the load.
+DEFAULT_PROBE_INITIAL = 0.5
+DEFAULT_PROBE_MAX = 30.0
+DEFAULT_SYNC_CONCURRENCY = 4
 
 # -- Directus -------------------------------------------------------------------------------
 DEFAULT_CONNECT_TIMEOUT = 10.0

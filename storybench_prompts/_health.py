@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
+from ._defaults import DEFAULT_PROBE_INITIAL, DEFAULT_PROBE_MAX
 from ._exceptions import DirectusAuthenticationError
 
 __all__ = [
@@ -32,8 +33,6 @@ __all__ = [
     "Stats",
 ]
 
-DEFAULT_PROBE_INITIAL = 0.5
-DEFAULT_PROBE_MAX = 30.0
 
 logger = logging.getLogger(__name__)
 

@@ -52,7 +52,8 @@ class Status(StrEnum):
 
 class _DirectusItem(BaseModel):
     # CMS editors add fields; they must not break reading. Missing required fields still fail.
-    model_config = ConfigDict(extra="allow", frozen=True)
+    # Built on first use: a process that only reads a mirror never needs these (start-up).
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
 
 class DirectusPrompt(_DirectusItem):
@@ -358,7 +359,7 @@ class ScoringJunction(_DirectusItem):
 
 
 class DirectusEvaluationVersion(_DirectusItem):
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True, defer_build=True)
 
     id: DirectusId
     version_number: int

@@ -338,3 +338,52 @@ async def _kind_checks(
 
     results.append(await _check("freshness", freshness, kind.name))
     return results
+
+
+async def check_realtime(
+    url: str,
+    token: Any,
+    collections: Sequence[str],
+    *,
+    mode: Literal["auto", "on"] = "auto",
+    wait: float = 10.0,
+) -> CheckResult:
+    """Connect Directus's realtime channel once and say what a repository would get from it.
+
+    ``auto``: a server without realtime is fine (TTLs rule) and says so; ``on``: it fails.
+    """
+    from ._realtime import RealtimeChannel, RealtimeTiming
+
+    channel = RealtimeChannel(
+        url,
+        token,
+        collections,
+        on_change=lambda *_: None,
+        mode=mode,
+        timing=RealtimeTiming(handshake_timeout=wait),
+    )
+    status = channel.status
+    with anyio.move_on_after(wait + 1):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(channel.run)
+            # Polled: the channel has no callback for every state it can settle in.
+            while (status := channel.status).state in ("off", "connecting"):  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+            tg.cancel_scope.cancel()  # the channel reports "off" once stopped: keep what it said
+    state = str(status.state)
+    if state == "open":
+        watched = len(collections) - len(status.unsubscribed)
+        detail = f"open: changes in {watched} collection(s) arrive as they happen"
+        notes = tuple(
+            f"not subscribed to {c} (missing, or not readable by the token): TTLs rule there"
+            for c in status.unsubscribed
+        )
+        return CheckResult("realtime", True, detail, notes=notes)
+    reason = f" ({status.last_error})" if status.last_error else ""
+    if state == "unavailable" and mode == "auto":
+        return CheckResult(
+            "realtime",
+            True,
+            "not offered by this Directus (WEBSOCKETS_ENABLED=true turns it on); TTLs rule",
+        )
+    return CheckResult("realtime", False, f"{state}{reason}")

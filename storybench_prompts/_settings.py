@@ -18,37 +18,35 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ._caching import (
+from ._defaults import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_DATABASE,
     DEFAULT_FALLBACK_AFTER,
     DEFAULT_FALLBACK_TTL,
     DEFAULT_LATEST_TTL,
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_STALE,
     DEFAULT_MAXSIZE,
     DEFAULT_MIRROR_TIMEOUT,
     DEFAULT_NOT_FOUND_TTL,
     DEFAULT_PINNED_TTL,
-    DEFAULT_STALE_IF_ERROR,
-    CachePolicy,
-    CachingRepository,
-)
-from ._defaults import (
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_DATABASE,
-    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_PROBE_INITIAL,
+    DEFAULT_PROBE_MAX,
     DEFAULT_READ_TIMEOUT,
     DEFAULT_SERVER_SELECTION_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
+    DEFAULT_STALE_IF_ERROR,
+    DEFAULT_SYNC_CONCURRENCY,
 )
 from ._exceptions import ConfigurationError
 from ._file_mirror import FileMirror, default_mirror_dir
-from ._health import OriginHealth, ProbeSchedule
 from ._kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
 from ._models import EvaluationSet, PromptSet
 from ._redact import redact_uri
 from ._repository import PromptMirror
-from ._sync import DEFAULT_SYNC_CONCURRENCY
 
 if TYPE_CHECKING:
+    from ._caching import CachePolicy, CachingRepository
     from ._directus import DirectusSource
 
 __all__ = ["Settings", "build_mirror", "build_repository", "build_source"]
@@ -117,8 +115,10 @@ class Settings(BaseSettings):
         DEFAULT_MIRROR_TIMEOUT, gt=0, validation_alias=_env("MIRROR_TIMEOUT")
     )
     cache_maxsize: int = Field(DEFAULT_MAXSIZE, ge=1, validation_alias=_env("CACHE_MAXSIZE"))
-    probe_initial: float = Field(0.5, gt=0, validation_alias=_env("PROBE_INITIAL"))
-    probe_max: float = Field(30.0, gt=0, validation_alias=_env("PROBE_MAX"))
+    probe_initial: float = Field(
+        DEFAULT_PROBE_INITIAL, gt=0, validation_alias=_env("PROBE_INITIAL")
+    )
+    probe_max: float = Field(DEFAULT_PROBE_MAX, gt=0, validation_alias=_env("PROBE_MAX"))
     realtime: Literal["auto", "on", "off"] = Field("auto", validation_alias=_env("REALTIME"))
     concurrency: int = Field(DEFAULT_SYNC_CONCURRENCY, ge=1, validation_alias=_env("CONCURRENCY"))
     shared_cache: bool = Field(True, validation_alias=_env("SHARED_CACHE"))
@@ -139,6 +139,8 @@ class Settings(BaseSettings):
         return self.mirror_dir.expanduser() if self.mirror_dir else default_mirror_dir()
 
     def cache_policy(self) -> CachePolicy:
+        from ._caching import CachePolicy
+
         return CachePolicy(
             pinned_ttl=self.pinned_ttl,
             latest_ttl=self.latest_ttl,
@@ -204,6 +206,9 @@ def build_repository(settings: Settings | None = None) -> CachingRepository[Prom
 
     Use it as ``async with build_repository() as prompts: await prompts.latest()``.
     """
+    from ._caching import CachingRepository
+    from ._health import OriginHealth, ProbeSchedule
+
     settings = settings or Settings()
     policy = settings.cache_policy()
     # Builds no connection yet, so nothing leaks if building the source fails next.

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import anyio
 
+from ._defaults import DEFAULT_SYNC_CONCURRENCY
 from ._exceptions import (
     InvalidPromptSetError,
     MirrorUnavailableError,
@@ -19,7 +20,6 @@ from ._repository import PromptMirror, PromptRepository
 
 __all__ = ["DEFAULT_SYNC_CONCURRENCY", "SyncOutcome", "SyncResult", "sync_versions"]
 
-DEFAULT_SYNC_CONCURRENCY = 4
 
 SyncOutcome = Literal["new", "updated", "unchanged", "refused", "not_found", "failed", "withdrawn"]
 
@@ -97,6 +97,7 @@ async def sync_versions(
     concurrency: int = DEFAULT_SYNC_CONCURRENCY,
     dry_run: bool = False,
     activate: int | None = None,
+    activate_highest: bool = False,
     activate_if_none: bool = False,
     on_result: Callable[[SyncResult], None] | None = None,
 ) -> list[SyncResult]:
@@ -104,8 +105,9 @@ async def sync_versions(
 
     A failure for one version does not stop the others; each result says what happened.
     ``activate`` names the version to make active afterwards (storybench's reader then finds
-    it), if it synced; ``activate_if_none`` activates the highest version synced when the
-    mirror has no active set at all. With no ``versions`` (the full listing), a version the
+    it), if it synced; ``activate_highest`` activates the highest version synced (what
+    ``sync --all`` does); ``activate_if_none`` activates the highest version synced only when
+    the mirror has no active set at all (what ``warm`` does). With no ``versions`` (the full listing), a version the
     mirror holds but Directus no longer lists is marked withdrawn (outcome ``withdrawn``).
     Listing the versions and the activation are the steps whose failure raises.
     """
@@ -146,6 +148,8 @@ async def sync_versions(
         synced = [v for v in wanted if results[v].outcome in ("new", "updated", "unchanged")]
         if activate is not None and activate in synced:
             await mirror.activate(activate)
+        elif activate_highest and synced:
+            await mirror.activate(max(synced))
         elif activate_if_none and synced:
             # Saves may have interleaved in any order: the highest version is what ends active.
             await mirror.activate(max(synced), only_if_none=True)

@@ -317,11 +317,12 @@ async def _sync(
                     concurrency=state.settings.concurrency,
                     dry_run=dry_run,
                     activate=target,
-                    activate_if_none=activate_if_none or (activate and wanted is None),
+                    activate_highest=activate and wanted is None and not dry_run,
+                    activate_if_none=activate_if_none,
                     on_result=lambda _: advance(),
                 )
             synced = {r.version for r in results if r.outcome in ("new", "updated", "unchanged")}
-            if activate and wanted is None and synced:
+            if activate and wanted is None and synced and not dry_run:
                 target = max(synced)
             # Only MongoDB has an active set for storybench's reader; say so only there.
             shown = target if mirror.name == "mongodb" and target in synced else None
@@ -433,6 +434,72 @@ def warm(state: _State, versions: tuple[int, ...], kind: str | None) -> None:
         every.extend(results)
     failed = sum(1 for r in every if not r.ok)
     sys.exit(EXIT_OK if not failed else EXIT_PARTIAL if failed < len(every) else EXIT_FAILURE)
+
+
+# -- watch --------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=1.0),
+    default=300.0,
+    show_default=True,
+    help="Seconds between full reconciles (besides those that changes trigger).",
+)
+@click.option("--kind", type=click.Choice(KIND_CHOICES), default="all", show_default=True)
+@click.pass_obj
+def watch(state: _State, interval: float, kind: str) -> None:
+    """Keep the mirror in step with Directus until stopped (Ctrl-C or SIGTERM).
+
+    A full reconcile at start, after every reconnection of Directus's realtime channel, on
+    every change it reports, and every --interval seconds; one line per change applied.
+    """
+    import datetime
+
+    from ._watch import MirrorWatcher, WatchedKind
+
+    kinds = _kinds(kind)
+
+    def report(line: str) -> None:
+        now = datetime.datetime.now(datetime.UTC).strftime("%H:%M:%S")
+        state.data(f"{now} {line}")
+
+    async def run() -> None:
+        async with _stack(state, kinds) as views:
+            watcher = MirrorWatcher(
+                [WatchedKind(k, s, m) for k, s, m in views],
+                report=report,
+                interval=interval,
+                concurrency=state.settings.concurrency,
+            )
+            async with anyio.create_task_group() as tg:
+                if state.settings.realtime != "off" and state.settings.directus_token:
+                    from ._realtime import RealtimeChannel
+
+                    channel = RealtimeChannel(
+                        views[0][1].url,
+                        state.settings.directus_token,
+                        [c for k in kinds for c in k.related_collections],
+                        on_change=lambda collection, _e, _i: watcher.changed(collection),
+                        on_connected=lambda: watcher.changed(None),
+                        mode=state.settings.realtime,
+                    )
+                    tg.start_soon(channel.run)
+                tg.start_soon(watcher.run)
+                # SIGINT and SIGTERM cancel the work at an await, so a stop never leaves a
+                # version half-written (each write is whole or not at all).
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for signum in signals:
+                        report(f"stopping ({signal.Signals(signum).name})")
+                        tg.cancel_scope.cancel()
+                        break
+
+    report(
+        f"watching {', '.join(k.noun + 's' for k in kinds)}; full reconcile every {interval:g} s"
+    )
+    _run(state, "watch", run)
+    report("stopped")
 
 
 # -- versions -----------------------------------------------------------------------------
@@ -605,12 +672,23 @@ def get(
 @cli.command()
 @click.pass_obj
 def check(state: _State) -> None:
-    """Directus, token, schema, mirror and freshness, for both kinds: one line per check."""
-    from ._operations import run_checks
+    """Directus, token, schema, mirror and freshness, for both kinds, and the realtime
+    channel: one line per check."""
+    from ._operations import check_realtime, run_checks
 
     async def run() -> Any:
         async with _stack(state, [PROMPT_SETS, EVALUATION_SETS]) as views:
-            return await run_checks([(s, m) for _k, s, m in views])
+            results = await run_checks([(s, m) for _k, s, m in views])
+            if state.settings.realtime != "off" and state.settings.directus_token:
+                results.append(
+                    await check_realtime(
+                        views[0][1].url,
+                        state.settings.directus_token,
+                        [*PROMPT_SETS.related_collections, *EVALUATION_SETS.related_collections],
+                        mode=state.settings.realtime,
+                    )
+                )
+            return results
 
     failed = False
     for r in _run(state, "check", run):
@@ -679,18 +757,11 @@ def sync_prompts(
 
 
 def main(argv: list[str] | None = None) -> None:
-    # SIGTERM ends the process the way Ctrl-C does, so every command (watch above all)
-    # unwinds through its cleanup instead of dying mid-write.
-    signal.signal(signal.SIGTERM, lambda *_: _raise_interrupt())
     try:
         cli.main(args=argv, prog_name="storybench-prompts", standalone_mode=True)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
-
-
-def _raise_interrupt() -> NoReturn:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -413,3 +413,49 @@ async def test_probes_back_off_while_directus_stays_down():
         gaps = [b - a for a, b in itertools.pairwise(probe_times)]
         assert gaps == sorted(gaps)  # spacing grows
         assert gaps[-1] <= POLICY.probe_max + 0.25
+
+
+class SlowSavingMirror(InMemoryMirror):
+    def __init__(self, sets=None):
+        super().__init__(sets)
+        self.gate = anyio.Event()
+
+    async def save(self, content):
+        await self.gate.wait()
+        return await super().save(content)
+
+
+async def test_leaving_the_block_lets_a_write_through_land():
+    clock = FakeClock()
+    mirror = SlowSavingMirror()
+    async with anyio.create_task_group() as tg:
+
+        async def use():
+            async with repo(ScriptedOrigin(), mirror, clock) as r:
+                await r.get(1)  # fresh from Directus: written to the mirror behind the caller
+
+        tg.start_soon(use)
+        await anyio.wait_all_tasks_blocked()
+        assert await mirror.stored_hash(1) is None  # still writing; the block is closing
+        mirror.gate.set()
+    assert await mirror.stored_hash(1) == flat_set(1).config_hash
+
+
+async def test_a_hung_mirror_write_delays_closing_by_mirror_timeout_at_most():
+    clock = FakeClock()
+    mirror = SlowSavingMirror()  # its gate never opens
+    closed = anyio.Event()
+    async with anyio.create_task_group() as tg:
+
+        async def use():
+            async with repo(ScriptedOrigin(), mirror, clock) as r:
+                await r.get(1)
+            closed.set()
+
+        tg.start_soon(use)
+        await anyio.wait_all_tasks_blocked()
+        assert not closed.is_set()
+        clock.advance(POLICY.mirror_timeout)
+        await anyio.wait_all_tasks_blocked()
+        assert closed.is_set()
+    assert await mirror.stored_hash(1) is None

@@ -13,7 +13,7 @@ from devserver.sample_data import seed_all
 from storybench_prompts import PromptSetNotFoundError, Settings, build_repository
 from tests.conftest import _serving
 
-pytestmark = [pytest.mark.anyio, pytest.mark.directus, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.directus, pytest.mark.timeout(180)]
 
 
 def _start(template, realtime: bool) -> Iterator[DirectusServer]:
@@ -82,6 +82,7 @@ def version_id_of(server: DirectusServer, version_number: int) -> int:
     return int(rows[0]["id"])
 
 
+@pytest.mark.anyio
 async def test_edits_publishing_and_unpublishing_reach_a_running_repository(
     realtime_directus, tmp_path
 ):
@@ -141,6 +142,7 @@ async def test_edits_publishing_and_unpublishing_reach_a_running_repository(
         assert repo.describe()["realtime"]["reconnects"] >= 1
 
 
+@pytest.mark.anyio
 async def test_without_realtime_on_the_server_ttls_rule_and_nothing_fails(directus, tmp_path):
     settings = settings_for(directus, tmp_path, latest_ttl=0.2)
     async with build_repository(settings) as repo:
@@ -155,3 +157,32 @@ async def test_without_realtime_on_the_server_ttls_rule_and_nothing_fails(direct
         assert again.version == first.version
         await anyio.sleep(0.2)
         assert repo.stats().origin_requests == requests + 1
+
+
+def test_check_shows_the_realtime_channel(realtime_directus, directus, tmp_path):
+    import subprocess
+    import sys
+
+    def check(server):
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "DIRECTUS_URL": server.url,
+            "DIRECTUS_TOKEN": server.readonly_token,
+            "STORYBENCH_PROMPTS_MIRROR_DIR": str(tmp_path / server.url.rsplit(":", 1)[1]),
+        }
+        subprocess.run([sys.executable, "-m", "storybench_prompts", "sync", "--all"], env=env)
+        return subprocess.run(
+            [sys.executable, "-m", "storybench_prompts", "check"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    with_realtime = check(realtime_directus)
+    assert with_realtime.returncode == 0, with_realtime.stdout + with_realtime.stderr
+    assert "ok   realtime" in with_realtime.stdout
+    assert "open: changes in 10 collection(s)" in with_realtime.stdout
+    without = check(directus)
+    assert without.returncode == 0, without.stdout + without.stderr
+    assert "not offered by this Directus" in without.stdout
