@@ -99,8 +99,8 @@ async def background_work_done(timeout: float = 10.0) -> None:
     """Wait until the shared repositories have no background work left (mirror writes,
     refreshes), only their hosts.
 
-    The test's event loop closes right after the test and cancels what is left, which
-    interrupts a file mirror write half way (``FileMirror`` then leaks its temporary file).
+    Tests that read the mirror afterwards, or count what reached it, need those writes done
+    first; and a loop that closes while one is in flight makes the test depend on timing.
     """
     import storybench_prompts
     from storybench_prompts._storybench import _REGISTRY
