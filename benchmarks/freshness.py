@@ -15,6 +15,7 @@ change, and the Directus requests they made are counted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -176,10 +177,8 @@ def run_side(
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "--worker":
         url, token, mirror_dir, realtime, ttl = argv[1:6]
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             anyio.run(_worker, url, token, mirror_dir, realtime, float(ttl))
-        except KeyboardInterrupt:
-            pass
         return 0
     edits = int(argv[0]) if argv else 10
     processes = int(argv[1]) if len(argv) > 1 else 8

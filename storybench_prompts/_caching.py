@@ -428,8 +428,12 @@ class CachingRepository(Generic[C]):
         probe = False
         if self.mirror is not None and self._failing():
             if not self._probes.take():
-                return await self.mirror.versions()
-            probe = True
+                held = await self.mirror.versions()
+                if held:
+                    return held
+                # An empty mirror cannot stand for Directus: ask it, and say why it failed.
+            else:
+                probe = True
         try:
             with observing_attempts(self._attempt_failed, max_attempts=1 if probe else None):
                 listed = await self.origin.versions()
@@ -438,11 +442,17 @@ class CachingRepository(Generic[C]):
             if self.mirror is None:
                 raise
             try:
-                return await self.mirror.versions()
+                held = await self.mirror.versions()
             except StorybenchPromptsError as mirror_exc:
                 raise PromptSetUnavailableError(
                     "no source could list versions", causes=[exc, mirror_exc]
                 ) from exc
+            if not held:
+                raise PromptSetUnavailableError(
+                    f"no source could list {self.kind.noun} versions (the mirror is empty)",
+                    causes=[exc],
+                ) from exc
+            return held
         finally:
             if probe:
                 self._probes.release()
