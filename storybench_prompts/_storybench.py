@@ -46,7 +46,6 @@ from ._exceptions import (
     PromptSetUnavailableError,
     StorybenchPromptsError,
 )
-from ._health import OriginState
 from ._kinds import EVALUATION_SETS, PROMPT_SETS
 from ._models import (
     DirectusId,
@@ -865,15 +864,6 @@ class DirectusClient:
             infos = await shared.prompts.versions()
             if not shared.accepted:
                 _refuse_if_rejected(shared)
-            repository = shared.repository
-            if (
-                not infos
-                and repository is not None
-                and repository.status().state is not OriginState.VALID
-            ):
-                # An empty mirror stood in for a Directus that failed: that is no answer.
-                # Ask Directus itself, so the caller gets its error, as storybench would.
-                infos = await shared.source.versions()
         except DirectusClientError:
             raise
         except (StorybenchPromptsError, RuntimeError) as exc:

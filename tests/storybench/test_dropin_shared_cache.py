@@ -316,8 +316,11 @@ def test_listing_with_directus_down_and_an_empty_mirror_raises(
     own_directus_env.kill()
 
     async def listing() -> None:
-        with pytest.raises(DirectusConnectionError):
+        # An empty mirror cannot stand for Directus: the caller gets the failure, as a
+        # DirectusClientError (what storybench catches) whose first cause is Directus's.
+        with pytest.raises(DirectusClientError) as info:
             await DirectusClient().list_published_versions()
+        assert isinstance(info.value.causes[0], DirectusConnectionError)
 
     asyncio.run(listing())
 
