@@ -206,7 +206,7 @@ async def test_an_evaluation_set_over_100_criteria_arrives_whole(directus):
 
 async def test_a_minimal_schema_lists_fetches_syncs_and_checks(minimal_directus):
     server = minimal_directus
-    prompt_mirror, evaluation_mirror = InMemoryMirror(), InMemoryMirror()
+    prompt_mirror, evaluation_mirror = InMemoryMirror(), InMemoryMirror(kind=EVALUATION_SETS)
     async with DirectusSource(server.url, server.readonly_token) as prompts:
         evaluations = prompts.for_kind(EVALUATION_SETS)
         prompt_infos = await prompts.versions()
