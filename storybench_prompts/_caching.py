@@ -186,6 +186,12 @@ class _Entry(Generic[C]):
         assert self.served.provenance is not None
         return self.served.provenance.fetched_at_epoch
 
+    def invalidate(self) -> None:
+        """Directus changed: never served as fresh again (the hit path checks only
+        ``fresh_until``); still a copy to serve if the refetch fails."""
+        self.invalidated = True
+        self.fresh_until = float("-inf")
+
     def stale_copy(self, origin_error: str | None = None) -> C:
         assert self.served.provenance is not None
         return self.served.with_provenance(
@@ -269,8 +275,12 @@ class CachingRepository(Generic[C]):
         # What Directus last said is the latest version (None: not asked yet). Mirror copies
         # above it are withdrawn versions and are not served for "latest".
         self._directus_latest: int | None = None
-        # The highest version latest() has served; it goes down only when Directus says so.
-        self._latest_floor: int | None = None
+        # The highest set latest() has served (held here, not only in the evictable cache):
+        # latest() never serves a lower version unless Directus itself says so.
+        self._latest_best: C | None = None
+        # Versions Directus said it no longer publishes (bounded, oldest forgotten first):
+        # never served from the mirror, even if marking them withdrawn there failed.
+        self._withdrawn_versions: dict[int, None] = {}
         self._withdrawal_checked_for: int | None = None
         self._drifts: list[Drift] = []
         self._channel = channel
@@ -291,6 +301,8 @@ class CachingRepository(Generic[C]):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
+        if self._closed or self._task_group is not None:
+            raise RuntimeError("a CachingRepository is entered once; build a new one to reopen")
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         if self._channel is not None and self._owns_channel():
@@ -426,14 +438,17 @@ class CachingRepository(Generic[C]):
         """Published versions from the origin; from the mirror when the origin cannot answer
         (at once while Directus is known to be failing)."""
         probe = False
-        if self.mirror is not None and self._failing():
+        if self._failing():
             if not self._probes.take():
-                held = await self.mirror.versions()
+                held = await self._mirror_versions() if self.mirror is not None else []
                 if held:
                     return held
-                # An empty mirror cannot stand for Directus: ask it, and say why it failed.
-            else:
-                probe = True
+                raise PromptSetUnavailableError(
+                    f"no source could list {self.kind.noun} versions: Directus has been "
+                    f"failing and the mirror {'is empty' if self.mirror else 'is not configured'}",
+                    causes=[SourceUnavailableError(self._health.status.last_error or "failing")],
+                )
+            probe = True
         try:
             with observing_attempts(self._attempt_failed, max_attempts=1 if probe else None):
                 listed = await self.origin.versions()
@@ -442,7 +457,7 @@ class CachingRepository(Generic[C]):
             if self.mirror is None:
                 raise
             try:
-                held = await self.mirror.versions()
+                held = await self._mirror_versions()
             except StorybenchPromptsError as mirror_exc:
                 raise PromptSetUnavailableError(
                     "no source could list versions", causes=[exc, mirror_exc]
@@ -457,6 +472,12 @@ class CachingRepository(Generic[C]):
             if probe:
                 self._probes.release()
         self._origin_answered()
+        return listed
+
+    async def _mirror_versions(self) -> list[VersionInfo]:
+        mirror = self.mirror
+        assert mirror is not None
+        listed: list[VersionInfo] = await self._bounded(mirror.versions, "listing versions")
         return listed
 
     async def _slow_get(self, key: Key, entry: _Entry[C] | None) -> C:
@@ -475,13 +496,36 @@ class CachingRepository(Generic[C]):
                 self._stats.stale_serves += 1
                 self._refresh_in_background(key)
                 return entry.stale_copy()
+        probe = False
         if self._failing():
             copy = await self._serve_during_outage(key, entry)
             if copy is not None:
                 return copy
+            if not self._flights.in_flight(key):
+                # Nobody has a copy: only a due probe may ask Directus, so many missing keys
+                # cannot storm a server known to be down.
+                if not self._probes.take():
+                    raise self._known_outage_error(key)
+                probe = True
+                self._stats.probes += 1
         self._stats.misses += 1
-        flight = self._flights.join(key, lambda f: self._fetch_origin(f, key), self._tg())
+        flight = self._flights.join(
+            key, lambda f: self._fetch_origin(f, key, probe=probe), self._tg()
+        )
         return await self._await_fetch(key, flight)
+
+    def _known_outage_error(self, key: Key) -> PromptSetUnavailableError:
+        status = self._health.status
+        wait = max(0.0, self._probes.due_at - self._clock())
+        what = (
+            f"the latest {self.kind.noun}" if key == LATEST else f"{self.kind.noun} version {key}"
+        )
+        cause = SourceUnavailableError(status.last_error or "Directus is failing")
+        return PromptSetUnavailableError(
+            f"{what} could not be served: no copy in cache or mirror, and Directus has been "
+            f"failing ({status.last_error_kind}); it is asked again in {wait:.1f} s",
+            causes=[cause],
+        )
 
     async def _await_fetch(self, key: Key, flight: Flight[C]) -> C:
         if not flight.done.is_set():
@@ -601,24 +645,50 @@ class CachingRepository(Generic[C]):
 
     def _servable_mirror_copy(self, key: Key, copy: C) -> C | None:
         """The mirror's copy, unless something better or more current says otherwise."""
-        if key == LATEST:
-            if self._directus_latest is not None and copy.version > self._directus_latest:
-                # Directus's latest is lower: this version was withdrawn.
+        above_latest = (
+            key == LATEST
+            and self._directus_latest is not None
+            and copy.version > self._directus_latest
+        )
+        if copy.version in self._withdrawn_versions or above_latest:
+            if above_latest and self._directus_latest is not None:
+                # Directus's latest is lower: the mirror has not caught up with a withdrawal.
                 self._withdraw_above_in_background(self._directus_latest)
-                return None
-            floor = self._latest_floor
-            if floor is not None and copy.version < floor:
+            return self._best_latest_copy() if key == LATEST else None
+        if key == LATEST:
+            best = self._latest_best
+            if best is not None and copy.version < best.version:
                 # latest() never goes back in time unless Directus says so.
-                better = self._cache.get(floor)
-                if better is not None:
-                    return better.stale_copy()
+                return self._best_latest_copy()
         current = self._cache.get(key)
         if current is not None and _newer(current.served, copy):
             # A newer answer landed while the mirror was being read.
             return current.stale_copy()
-        if key == LATEST:
-            self._latest_floor = max(self._latest_floor or copy.version, copy.version)
+        if key == LATEST and (
+            self._latest_best is None or copy.version >= self._latest_best.version
+        ):
+            self._latest_best = copy
         return copy
+
+    def _best_latest_copy(self) -> C | None:
+        """The highest set latest() served, as a stale copy, if it may still be served."""
+        best = self._latest_best
+        if best is None or best.version in self._withdrawn_versions:
+            return None
+        if self._directus_latest is not None and best.version > self._directus_latest:
+            return None
+        provenance = best.provenance
+        assert provenance is not None
+        return best.with_provenance(
+            provenance.model_copy(update={"source": "cache", "stale": True, "hedged": False})
+        )
+
+    def _remember_withdrawn(self, versions: Iterable[int]) -> None:
+        for version in versions:
+            self._withdrawn_versions.pop(version, None)
+            self._withdrawn_versions[version] = None
+        while len(self._withdrawn_versions) > 4096:
+            del self._withdrawn_versions[next(iter(self._withdrawn_versions))]
 
     def _mirror_read_call(self, key: Key) -> Callable[[Flight[C]], Awaitable[C]]:
         mirror = self.mirror
@@ -750,10 +820,11 @@ class CachingRepository(Generic[C]):
         self._origin_answered()
         self._not_found.pop(key, None)
         self._not_found.pop(content.version, None)
+        self._withdrawn_versions.pop(content.version, None)  # published (again)
         self._notice_drift(content)
         if key == LATEST:
             self._directus_latest = content.version
-            self._latest_floor = content.version
+            self._latest_best = content
             self._store(LATEST, content, fresh_for=self.policy.latest_ttl, now=now)
             if self._withdrawal_checked_for != content.version:
                 self._withdrawal_checked_for = content.version
@@ -769,7 +840,7 @@ class CachingRepository(Generic[C]):
         for stored in (key, version):
             entry = self._cache.get(stored)
             if entry is not None:
-                entry.invalidated = True
+                entry.invalidate()
         if self._task_group is None:
             return
 
@@ -808,20 +879,25 @@ class CachingRepository(Generic[C]):
         self._not_found[key] = exc
         if key == LATEST:
             self._cache.pop(LATEST, None)
-            self._directus_latest = self._latest_floor = -1
+            self._directus_latest = -1
+            self._latest_best = None
             self._withdraw_above_in_background(-1)
             return
         version = int(key)
+        self._remember_withdrawn([version])
         self._cache.pop(version, None)
         latest = self._cache.get(LATEST)
         if latest is not None and latest.served.version == version:
             self._cache.pop(LATEST, None)
-            self._latest_floor = None
+        if self._latest_best is not None and self._latest_best.version == version:
+            self._latest_best = None
         self._withdraw_in_background([version])
 
     def _withdraw_above_in_background(self, latest: int) -> None:
         """Directus says ``latest`` is the highest published version: higher ones are gone."""
-        for key in [k for k in list(self._cache.keys()) if isinstance(k, int) and k > latest]:
+        above = [k for k in list(self._cache.keys()) if isinstance(k, int) and k > latest]
+        self._remember_withdrawn(above)
+        for key in above:
             self._cache.pop(key, None)
             self._not_found[key] = PromptSetNotFoundError(
                 f"{self.kind.noun} version {key} is no longer published (Directus's latest "
@@ -838,7 +914,9 @@ class CachingRepository(Generic[C]):
             except Exception as exc:
                 logger.warning("could not list the %s mirror to withdraw: %s", mirror.name, exc)
                 return
-            await self._withdraw([i.version for i in stored if i.version > latest])
+            gone = [i.version for i in stored if i.version > latest]
+            self._remember_withdrawn(gone)
+            await self._withdraw(gone)
 
         self._task_group.start_soon(withdraw_above)
 
@@ -971,7 +1049,7 @@ class CachingRepository(Generic[C]):
         self._change_generation += 1
         self._not_found.clear()
         for key, entry in list(self._cache.items()):
-            entry.invalidated = True
+            entry.invalidate()
             self._refresh_in_background(key)
 
     def content_changed(self, collection: str | None = None) -> None:

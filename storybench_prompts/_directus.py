@@ -133,7 +133,7 @@ def _directus_error_fields(body: bytes) -> tuple[str | None, str | None]:
         code = first.get("extensions", {}).get("code")
         message = first.get("message")
         return (str(code) if code else None, str(message) if message else None)
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
         return (None, None)
 
 
@@ -315,7 +315,7 @@ class DirectusSource(Generic[C]):
             raise error_for_response(response.status_code, response.headers, body, what)
         try:
             payload = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # nested deeper than the parser goes
             raise DirectusInvalidResponseError(
                 f"Directus answered {what} with a body that is not JSON "
                 f"({len(body)} bytes, content-type {response.headers.get('content-type')!r})",

@@ -138,7 +138,11 @@ class FileMirror(Generic[C]):
 
     async def _stored_versions(self) -> list[int]:
         try:
-            names = await anyio.to_thread.run_sync(os.listdir, self.directory)
+            # A read on a stalled mount is abandoned when the caller gives up (mirror_timeout):
+            # the thread finishes on its own and nothing depends on its result.
+            names = await anyio.to_thread.run_sync(
+                os.listdir, self.directory, abandon_on_cancel=True
+            )
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -150,7 +154,7 @@ class FileMirror(Generic[C]):
 
     async def _read_document(self, path: Path) -> dict[str, Any] | None:
         try:
-            raw = await anyio.to_thread.run_sync(path.read_bytes)
+            raw = await anyio.to_thread.run_sync(path.read_bytes, abandon_on_cancel=True)
         except FileNotFoundError:
             return None
         except OSError as exc:

@@ -12,9 +12,18 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any, Literal, Self
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+    field_validator,
+)
 
 __all__ = [
     "Criterion",
@@ -271,7 +280,21 @@ class PromptSet(VersionedContent):
     :func:`storybench_prompts.prompt_set_from_storybench`, which enforce the content rules.
     """
 
-    sequences: dict[str, tuple[Prompt, ...]]
+    sequences: Mapping[str, tuple[Prompt, ...]]
+    """Read-only: one instance is handed to every caller of the cache."""
+
+    @field_validator("sequences", mode="after")
+    @classmethod
+    def _read_only_sequences(
+        cls, value: Mapping[str, tuple[Prompt, ...]]
+    ) -> Mapping[str, tuple[Prompt, ...]]:
+        return MappingProxyType(dict(value))
+
+    @field_serializer("sequences", mode="wrap")
+    def _plain_sequences(
+        self, value: Mapping[str, Any], handler: SerializerFunctionWrapHandler
+    ) -> Any:
+        return handler(dict(value))
 
     def body(self) -> dict[str, Any]:
         return {"sequences": self.sequences_as_dicts()}
@@ -303,7 +326,20 @@ class Criterion(BaseModel):
 class EvaluationSet(VersionedContent):
     """storybench's evaluation criteria: criteria keyed by their Directus name, and guidelines."""
 
-    criteria: dict[str, Criterion]
+    criteria: Mapping[str, Criterion]
+    """Read-only: one instance is handed to every caller of the cache."""
+
+    @field_validator("criteria", mode="after")
+    @classmethod
+    def _read_only_criteria(cls, value: Mapping[str, Criterion]) -> Mapping[str, Criterion]:
+        return MappingProxyType(dict(value))
+
+    @field_serializer("criteria", mode="wrap")
+    def _plain_criteria(
+        self, value: Mapping[str, Any], handler: SerializerFunctionWrapHandler
+    ) -> Any:
+        return handler(dict(value))
+
     scoring_guidelines: str = ""
 
     def body(self) -> dict[str, Any]:

@@ -148,8 +148,11 @@ async def sync_versions(
         synced = [v for v in wanted if results[v].outcome in ("new", "updated", "unchanged")]
         if activate is not None and activate in synced:
             await mirror.activate(activate)
-        elif activate_highest and synced:
-            await mirror.activate(max(synced))
+        elif activate_highest and wanted:
+            # The latest published version, if it synced; if it failed or was refused this
+            # time, the active set stays as it was rather than moving down to an older one.
+            if max(wanted) in synced:
+                await mirror.activate(max(wanted))
         elif activate_if_none and synced:
             # Saves may have interleaved in any order: the highest version is what ends active.
             await mirror.activate(max(synced), only_if_none=True)

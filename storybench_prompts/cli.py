@@ -322,8 +322,9 @@ async def _sync(
                     on_result=lambda _: advance(),
                 )
             synced = {r.version for r in results if r.outcome in ("new", "updated", "unchanged")}
-            if activate and wanted is None and synced and not dry_run:
-                target = max(synced)
+            listed = [r.version for r in results if r.outcome != "withdrawn"]
+            if activate and wanted is None and listed and not dry_run:
+                target = max(listed)
             # Only MongoDB has an active set for storybench's reader; say so only there.
             shown = target if mirror.name == "mongodb" and target in synced else None
             outcomes.append((kind, results, shown))

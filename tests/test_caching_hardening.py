@@ -17,6 +17,7 @@ from storybench_prompts import (
     InMemoryMirror,
     OriginState,
     PromptSetNotFoundError,
+    PromptSetUnavailableError,
     RetryPolicy,
 )
 from storybench_prompts._exceptions import FetchInterruptedError
@@ -459,3 +460,151 @@ async def test_a_hung_mirror_write_delays_closing_by_mirror_timeout_at_most():
         await anyio.wait_all_tasks_blocked()
         assert closed.is_set()
     assert await mirror.stored_hash(1) is None
+
+
+# -- found by review: each reproduced against the code before its fix ----------------------
+
+
+async def test_after_a_change_event_the_old_content_is_never_served_as_fresh():
+    from storybench_prompts import DirectusRateLimitedError
+
+    origin = ScriptedOrigin({1: flat_set(1)})
+    clock = FakeClock()
+    async with repo(origin, InMemoryMirror(), clock) as r:
+        await r.get(1)
+        origin.sets[1] = flat_set(1, text_suffix=" edited")
+        origin.error = DirectusRateLimitedError("429")  # the refetch fails
+        r.content_changed("prompts")
+        await anyio.wait_all_tasks_blocked()
+        served = await r.get(1)
+        assert served.provenance.stale is True  # the old content, but never as fresh
+        assert served.provenance.origin_error == "DirectusRateLimitedError"
+        origin.error = None
+        clock.advance(POLICY.probe_max)
+        await r.get(1)  # still served the copy; the due probe finds Directus back
+        await anyio.wait_all_tasks_blocked()
+        assert r.status().state is OriginState.VALID
+        origin.sets[1] = flat_set(1, text_suffix=" edited")
+        origin.gate = anyio.Event()  # the next refetch is slow: callers wait for it
+        r.content_changed("prompts")
+        async with anyio.create_task_group() as tg:
+            got = []
+
+            async def call():
+                got.append(await r.get(1))
+
+            tg.start_soon(call)
+            await anyio.wait_all_tasks_blocked()
+            assert got == []  # not answered from the outdated entry
+            origin.gate.set()
+        assert got[0].config_hash == flat_set(1, text_suffix=" edited").config_hash
+
+
+async def test_many_keys_nobody_has_cannot_storm_a_directus_known_to_be_down():
+    origin = ScriptedOrigin({v: flat_set(v) for v in range(30)})
+    clock = FakeClock()
+    async with repo(origin, InMemoryMirror([flat_set(0)]), clock) as r:
+        origin.error = DirectusConnectionError("refused")
+        await r.get(0)  # the outage starts
+        before = len(origin.calls)
+        outcomes = []
+        async with anyio.create_task_group() as tg:
+            for v in range(1, 30):
+
+                async def call(v=v):
+                    try:
+                        await r.get(v)
+                    except Exception as exc:
+                        outcomes.append(type(exc).__name__)
+
+                tg.start_soon(call)
+        assert len(origin.calls) - before <= 1  # one probe at most, not one per key
+        assert set(outcomes) == {"PromptSetUnavailableError"}
+        with pytest.raises(PromptSetUnavailableError, match="asked again in"):
+            await r.get(99)
+
+
+async def test_a_withdrawn_version_is_not_served_from_the_mirror_even_if_marking_it_failed():
+    class UnwritableMirror(InMemoryMirror):
+        async def withdraw(self, version):
+            raise OSError("mirror write failed")
+
+    origin = ScriptedOrigin({1: flat_set(1), 2: flat_set(2), 3: flat_set(3)})
+    clock = FakeClock()
+    mirror = UnwritableMirror([flat_set(1), flat_set(2), flat_set(3)])
+    async with repo(origin, mirror, clock) as r:
+        assert (await r.latest()).version == 3
+        del origin.sets[3]
+        clock.advance(8000)
+        with pytest.raises(PromptSetNotFoundError):
+            await r.get(3)
+        origin.error = DirectusConnectionError("refused")
+        clock.advance(POLICY.not_found_ttl + 1)
+        # The mirror still calls v3 its latest: refused, and nothing lower is at hand.
+        with pytest.raises(PromptSetUnavailableError, match="withdrawn"):
+            await r.latest()
+        with pytest.raises(PromptSetUnavailableError):
+            await r.get(3)
+
+
+async def test_latest_does_not_go_back_when_the_cache_lost_the_higher_set():
+    class FlakyMirror(InMemoryMirror):
+        async def save(self, content):
+            raise OSError("disk full")
+
+    origin = ScriptedOrigin({1: flat_set(1), 2: flat_set(2), 3: flat_set(3)})
+    clock = FakeClock()
+    policy = CachePolicy(
+        latest_ttl=60, pinned_ttl=60, max_stale=0, stale_if_error=600, fallback_after=0.2
+    )
+    async with repo(origin, FlakyMirror([flat_set(1), flat_set(2)]), clock, policy) as r:
+        assert (await r.latest()).version == 3
+        clock.advance(700)  # every cache entry is gone
+        origin.error = DirectusConnectionError("refused")
+        again = await r.latest()
+        assert again.version == 3
+        assert again.provenance.stale is True
+
+
+async def test_a_served_set_cannot_be_changed_by_one_caller_for_everyone():
+    async with repo(ScriptedOrigin()) as r:
+        first = await r.get(1)
+        with pytest.raises((TypeError, AttributeError)):
+            first.sequences.clear()
+        with pytest.raises(TypeError):
+            first.sequences["Injected"] = ()
+        assert (await r.get(1)).config_hash == flat_set(1).config_hash
+
+
+async def test_versions_during_an_outage_are_bounded_by_mirror_timeout():
+    class HungListing(InMemoryMirror):
+        async def versions(self):
+            await anyio.sleep_forever()
+
+    origin = ScriptedOrigin()
+    clock = FakeClock()
+    async with repo(origin, HungListing([flat_set(1)]), clock) as r:
+        origin.error = DirectusConnectionError("refused")
+        await r.get(1)
+        errors = []
+        async with anyio.create_task_group() as tg:
+
+            async def listing():
+                try:
+                    await r.versions()
+                except Exception as exc:
+                    errors.append(exc)
+
+            tg.start_soon(listing)
+            await anyio.wait_all_tasks_blocked()
+            clock.advance(POLICY.mirror_timeout)
+        assert "did not answer" in str(errors[0])
+
+
+async def test_a_repository_is_entered_once():
+    r = repo(ScriptedOrigin())
+    async with r:
+        pass
+    with pytest.raises(RuntimeError, match="entered once"):
+        async with r:
+            pass

@@ -608,3 +608,17 @@ def test_repr_names_url_and_kind_never_the_token():
     src = DirectusSource(URL, TOKEN, kind=EVALUATION_SETS)
     assert repr(src) == f"DirectusSource(url={URL!r}, kind='evaluations', token=***)"
     assert TOKEN not in repr(src.for_kind(PROMPT_SETS))
+
+
+@pytest.mark.anyio
+async def test_a_body_nested_deeper_than_the_parser_goes_is_an_invalid_response():
+    nested = b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    async with DirectusSource(URL, TOKEN, retry=RetryPolicy(max_attempts=1)) as source:
+        with respx.mock:
+            respx.get(f"{URL}/items/prompt_set_versions").mock(
+                return_value=httpx.Response(200, content=nested)
+            )
+            with pytest.raises(DirectusInvalidResponseError):
+                await source.get(1)
+            with pytest.raises(DirectusInvalidResponseError):
+                await source.versions()

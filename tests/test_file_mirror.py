@@ -296,3 +296,38 @@ async def test_a_cancelled_save_never_leaves_a_temporary_file(tmp_path):
             await mirror.save(flat_set(1, prompts=50, text_suffix=f" t{i}"))
         assert temporary_files(tmp_path) == []
     assert (await mirror.get(1)).version == 1
+
+
+@pytest.mark.anyio
+async def test_a_stalled_read_is_abandoned_at_mirror_timeout(tmp_path):
+    import os
+    import threading
+    import time
+
+    import anyio
+
+    from storybench_prompts import (
+        CachePolicy,
+        CachingRepository,
+        DirectusConnectionError,
+        PromptSetUnavailableError,
+    )
+    from tests.fakes import ScriptedOrigin
+
+    # A FIFO stands in for a file on a stalled network mount: reading it blocks.
+    fifo = tmp_path / "prompt-set-v1.json"
+    os.mkfifo(fifo)
+    origin = ScriptedOrigin()
+    origin.error = DirectusConnectionError("refused")
+    started = time.monotonic()
+    try:
+        with anyio.fail_after(10):
+            async with CachingRepository(
+                origin, FileMirror(tmp_path), policy=CachePolicy(mirror_timeout=0.5)
+            ) as repo:
+                with pytest.raises(PromptSetUnavailableError, match="did not answer"):
+                    await repo.get(1)
+        assert time.monotonic() - started < 5
+    finally:
+        # Release the abandoned reader thread.
+        threading.Thread(target=lambda: fifo.write_bytes(b"{}"), daemon=True).start()

@@ -66,3 +66,26 @@ async def test_listing_failure_raises():
     origin.error = DirectusConnectionError("down")
     with pytest.raises(DirectusConnectionError):
         await sync_versions(origin, InMemoryMirror())
+
+
+@pytest.mark.anyio
+async def test_a_failed_latest_never_moves_the_active_set_down():
+    from storybench_prompts import DirectusTimeoutError, InMemoryMirror
+    from tests.fakes import ScriptedOrigin
+
+    class Origin(ScriptedOrigin):
+        broken: frozenset[int] = frozenset()
+
+        async def get(self, version):
+            if version in self.broken:
+                raise DirectusTimeoutError("Directus did not answer within 60 s")
+            return await super().get(version)
+
+    origin = Origin({1: flat_set(1), 2: flat_set(2), 3: flat_set(3)})
+    mirror = InMemoryMirror()
+    await sync_versions(origin, mirror, None, activate_highest=True)
+    assert mirror.active_version == 3
+    origin.broken = frozenset({3})
+    results = await sync_versions(origin, mirror, None, activate_highest=True)
+    assert {r.version: r.outcome for r in results}[3] == "failed"
+    assert mirror.active_version == 3  # still the latest published; not moved down to 2
