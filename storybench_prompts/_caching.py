@@ -391,18 +391,20 @@ class CachingRepository(Generic[C]):
         try:
             entry = self._cache[version]
         except KeyError:
-            served = await self._slow_get(version, None)
-        else:
-            if self._clock() < entry.fresh_until:
-                self._stats.hits += 1
-                served = entry.served
-            else:
-                served = await self._slow_get(version, entry)
+            return self._expected(await self._slow_get(version, None), expect_hash)
+        if self._clock() < entry.fresh_until:
+            self._stats.hits += 1
+            if expect_hash is None:
+                return entry.served
+            return self._expected(entry.served, expect_hash)
+        return self._expected(await self._slow_get(version, entry), expect_hash)
+
+    def _expected(self, served: C, expect_hash: str | None) -> C:
         if expect_hash is not None and served.config_hash != expect_hash:
             raise ContentChangedError(
-                f"{self.kind.noun} version {version} now holds {served.config_hash}, "
+                f"{self.kind.noun} version {served.version} now holds {served.config_hash}, "
                 f"not the expected {expect_hash}",
-                version=version,
+                version=served.version,
                 expected=expect_hash,
                 actual=served.config_hash,
             )

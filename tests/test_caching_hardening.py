@@ -608,3 +608,37 @@ async def test_a_repository_is_entered_once():
     with pytest.raises(RuntimeError, match="entered once"):
         async with r:
             pass
+
+
+# -- drift and reproducibility -------------------------------------------------------------
+
+
+async def test_drift_is_noticed_once_and_a_run_gets_what_it_recorded():
+    from storybench_prompts import ContentChangedError
+
+    origin = ScriptedOrigin()
+    clock = FakeClock()
+    mirror = InMemoryMirror()
+    async with repo(origin, mirror, clock) as r:
+        recorded = (await r.get(2)).config_hash
+        assert (await r.get(2, expect_hash=recorded)).config_hash == recorded
+        await anyio.wait_all_tasks_blocked()
+        origin.sets[2] = flat_set(2, text_suffix=" edited in place")
+        clock.advance(POLICY.pinned_ttl + POLICY.max_stale + 1)
+        edited = await r.get(2)
+        await anyio.wait_all_tasks_blocked()
+        clock.advance(POLICY.pinned_ttl + POLICY.max_stale + 1)
+        await r.get(2)  # the same new content again: no second drift
+        assert [(d.version, d.old_hash, d.new_hash) for d in r.drifts()] == [
+            (2, recorded, edited.config_hash)
+        ]
+        assert r.stats().drifts == 1
+        with pytest.raises(ContentChangedError) as info:
+            await r.get(2, expect_hash=recorded)
+        assert (info.value.expected, info.value.actual) == (recorded, edited.config_hash)
+        old = await r.get_by_hash(recorded)  # from the mirror: the cache holds the new one
+        assert old.config_hash == recorded
+        assert old.provenance.source == "mirror"
+        assert (await r.get_by_hash(edited.config_hash)).provenance.source == "cache"
+        with pytest.raises(PromptSetNotFoundError):
+            await r.get_by_hash("0000000000000000")
