@@ -11,12 +11,12 @@ mirror-only process never loads an HTTP client or a database driver it does not 
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 
 from ._defaults import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -54,17 +54,69 @@ __all__ = ["Settings", "build_mirror", "build_repository", "build_source"]
 PREFIX = "STORYBENCH_PROMPTS_"
 
 
+def _read_dotenv(path: str | os.PathLike[str] | None) -> dict[str, str]:
+    """``KEY=value`` lines of a dotenv file (comments, blank lines and ``export`` allowed)."""
+    if path is None:
+        return {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError):
+        return {}
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key.strip().lower()] = value
+    return values
+
+
+def _from_environment(
+    model: type[BaseModel], env_file: str | os.PathLike[str] | None
+) -> dict[str, Any]:
+    """Field values named in the environment (first), else in the dotenv file."""
+    environ = {k.lower(): v for k, v in os.environ.items()}
+    dotenv = _read_dotenv(env_file)
+    found: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        alias = field.validation_alias
+        choices = alias.choices if isinstance(alias, AliasChoices) else [alias or name]
+        for source in (environ, dotenv):
+            value = next(
+                (source[c.lower()] for c in choices if isinstance(c, str) and c.lower() in source),
+                None,
+            )
+            if value is not None:
+                found[name] = value
+                break
+    return found
+
+
 def _env(name: str, *, prefixed: bool = True) -> Any:
     names = [f"{PREFIX}{name}"] if prefixed else [name, f"{PREFIX}{name}"]
     return AliasChoices(*names)
 
 
-class Settings(BaseSettings):
-    """Every setting, read from arguments, the environment, then ``.env``."""
+class Settings(BaseModel):
+    """Every setting, read from arguments, the environment, then ``.env``.
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
-    )
+    ``Settings(field=value, ...)`` overrides what the environment says; ``_env_file`` names the
+    dotenv file (``.env`` in the working directory by default; a missing file is no error).
+    Environment names are matched without regard to case, as shells on some systems differ.
+    """
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    def __init__(self, _env_file: str | os.PathLike[str] | None = ".env", **values: Any) -> None:
+        found = _from_environment(type(self), _env_file)
+        found.update(values)
+        super().__init__(**found)
 
     directus_url: str | None = Field(None, validation_alias=_env("DIRECTUS_URL", prefixed=False))
     directus_token: SecretStr | None = Field(
