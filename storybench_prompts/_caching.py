@@ -448,7 +448,10 @@ class CachingRepository(Generic[C]):
                 raise PromptSetUnavailableError(
                     f"no source could list {self.kind.noun} versions: Directus has been "
                     f"failing and the mirror {'is empty' if self.mirror else 'is not configured'}",
-                    causes=[SourceUnavailableError(self._health.status.last_error or "failing")],
+                    causes=[
+                        self._health.last_exception
+                        or SourceUnavailableError(self._health.status.last_error or "failing")
+                    ],
                 )
             probe = True
         try:
@@ -500,14 +503,15 @@ class CachingRepository(Generic[C]):
                 return entry.stale_copy()
         probe = False
         if self._failing():
-            copy = await self._serve_during_outage(key, entry)
+            misses: list[BaseException] = []
+            copy = await self._serve_during_outage(key, entry, misses)
             if copy is not None:
                 return copy
             if not self._flights.in_flight(key):
                 # Nobody has a copy: only a due probe may ask Directus, so many missing keys
                 # cannot storm a server known to be down.
                 if not self._probes.take():
-                    raise self._known_outage_error(key)
+                    raise self._known_outage_error(key, misses)
                 probe = True
                 self._stats.probes += 1
         self._stats.misses += 1
@@ -516,17 +520,21 @@ class CachingRepository(Generic[C]):
         )
         return await self._await_fetch(key, flight)
 
-    def _known_outage_error(self, key: Key) -> PromptSetUnavailableError:
+    def _known_outage_error(
+        self, key: Key, misses: list[BaseException]
+    ) -> PromptSetUnavailableError:
         status = self._health.status
         wait = max(0.0, self._probes.due_at - self._clock())
         what = (
             f"the latest {self.kind.noun}" if key == LATEST else f"{self.kind.noun} version {key}"
         )
-        cause = SourceUnavailableError(status.last_error or "Directus is failing")
+        cause = self._health.last_exception or SourceUnavailableError(
+            status.last_error or "Directus is failing"
+        )
         return PromptSetUnavailableError(
             f"{what} could not be served: no copy in cache or mirror, and Directus has been "
             f"failing ({status.last_error_kind}); it is asked again in {wait:.1f} s",
-            causes=[cause],
+            causes=[cause, *misses],
         )
 
     async def _await_fetch(self, key: Key, flight: Flight[C]) -> C:
@@ -590,9 +598,11 @@ class CachingRepository(Generic[C]):
         assert copy.provenance is not None
         return copy.with_provenance(copy.provenance.model_copy(update={"hedged": True}))
 
-    async def _failover_copy(self, key: Key, kind: str | None) -> C | None:
+    async def _failover_copy(
+        self, key: Key, kind: str | None, misses: list[BaseException] | None = None
+    ) -> C | None:
         """A copy to serve because Directus failed (``kind`` of failure): the cache (any age),
-        else the mirror."""
+        else the mirror. Why the mirror had none is added to ``misses``."""
         entry = self._cache.get(key)
         if entry is not None:
             self._stats.failovers += 1
@@ -607,12 +617,17 @@ class CachingRepository(Generic[C]):
                 return copy.with_provenance(
                     copy.provenance.model_copy(update={"origin_error": kind})
                 )
+            outcome = PromptSetNotFoundError(f"the mirror's copy of {key} was withdrawn")
+        if misses is not None:
+            misses.append(outcome)
         return None
 
-    async def _serve_during_outage(self, key: Key, entry: _Entry[C] | None) -> C | None:
+    async def _serve_during_outage(
+        self, key: Key, entry: _Entry[C] | None, misses: list[BaseException]
+    ) -> C | None:
         """Directus is known to be failing: a copy at once, and a probe only when one is due."""
         status = self._health.status
-        copy = await self._failover_copy(key, status.last_error_kind)
+        copy = await self._failover_copy(key, status.last_error_kind, misses)
         if copy is not None and not self._flights.in_flight(key) and self._probes.take():
             self._stats.probes += 1
             self._flights.join(key, lambda f: self._fetch_origin(f, key, probe=True), self._tg())

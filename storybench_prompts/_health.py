@@ -101,6 +101,8 @@ class OriginHealth:
         self._name = name
         self._wall = wall_clock
         self.status = OriginStatus(state=OriginState.INITIALIZING, since=wall_clock())
+        self.last_exception: BaseException | None = None
+        """The latest failure itself (the cause given to callers refused during an outage)."""
 
     def succeeded(self) -> None:
         now = self._wall()
@@ -123,6 +125,7 @@ class OriginHealth:
     def failed(self, exc: BaseException) -> None:
         now = self._wall()
         previous = self.status
+        self.last_exception = exc
         auth = isinstance(exc, DirectusAuthenticationError)
         if previous.state is not OriginState.INTERRUPTED or (auth and not previous.auth_failed):
             if auth:

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_core import InitErrorDetails
 
 from ._defaults import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -77,25 +78,34 @@ def _read_dotenv(path: str | os.PathLike[str] | None) -> dict[str, str]:
     return values
 
 
+def _renamed(
+    loc: tuple[int | str, ...], names: dict[str, str], given: dict[str, Any]
+) -> tuple[int | str, ...]:
+    field = loc[0] if loc else None
+    if isinstance(field, str) and field in names and field not in given:
+        return (names[field], *loc[1:])
+    return loc
+
+
 def _from_environment(
     model: type[BaseModel], env_file: str | os.PathLike[str] | None
-) -> dict[str, Any]:
-    """Field values named in the environment (first), else in the dotenv file."""
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Field values named in the environment (first), else in the dotenv file; and for each,
+    the variable it came from."""
     environ = {k.lower(): v for k, v in os.environ.items()}
     dotenv = _read_dotenv(env_file)
     found: dict[str, Any] = {}
+    names: dict[str, str] = {}
     for name, field in model.model_fields.items():
         alias = field.validation_alias
         choices = alias.choices if isinstance(alias, AliasChoices) else [alias or name]
-        for source in (environ, dotenv):
-            value = next(
-                (source[c.lower()] for c in choices if isinstance(c, str) and c.lower() in source),
-                None,
-            )
-            if value is not None:
-                found[name] = value
+        for source, where in ((environ, ""), (dotenv, " (in the .env file)")):
+            match = next((c for c in choices if isinstance(c, str) and c.lower() in source), None)
+            if match is not None:
+                found[name] = source[match.lower()]
+                names[name] = f"{match.upper()}{where}"
                 break
-    return found
+    return found, names
 
 
 def _env(name: str, *, prefixed: bool = True) -> Any:
@@ -114,9 +124,23 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
     def __init__(self, _env_file: str | os.PathLike[str] | None = ".env", **values: Any) -> None:
-        found = _from_environment(type(self), _env_file)
+        found, names = _from_environment(type(self), _env_file)
         found.update(values)
-        super().__init__(**found)
+        try:
+            super().__init__(**found)
+        except ValidationError as exc:
+            # Name the variable a person set, not our field name.
+            details: list[InitErrorDetails] = []
+            for error in exc.errors():
+                detail = InitErrorDetails(
+                    type=error["type"],
+                    loc=_renamed(error["loc"], names, values),
+                    input=error["input"],
+                )
+                if "ctx" in error:
+                    detail["ctx"] = error["ctx"]
+                details.append(detail)
+            raise ValidationError.from_exception_data("Settings", details) from None
 
     directus_url: str | None = Field(None, validation_alias=_env("DIRECTUS_URL", prefixed=False))
     directus_token: SecretStr | None = Field(
