@@ -167,3 +167,30 @@ async def test_mongodb_trouble_does_not_slow_directus_backed_gets(directus, own_
     finally:
         if fault == "stalled":
             own_nx_server.resume()
+
+
+async def test_a_withdrawn_version_never_comes_back_from_mongodb(mongo_database):
+    """Review case 4 against the wire-protocol server: latest was 3; 3 is unpublished; then
+    Directus stalls and the hedge asks MongoDB for latest."""
+    from storybench_prompts import MongoMirror
+    from tests.fakes import ScriptedOrigin
+
+    origin = ScriptedOrigin({2: flat_set(2), 3: flat_set(3)})
+    mirror = MongoMirror(database=mongo_database)
+    policy = CachePolicy(fallback_after=0.05, latest_ttl=0, max_stale=0)
+    async with CachingRepository(origin, mirror, policy=policy, close_mirror=False) as repo:
+        await repo.warm()  # both in MongoDB; 3 active, as storybench's reader sees it
+        assert (await mirror.active()).version == 3
+        assert (await repo.latest()).version == 3
+        del origin.sets[3]  # unpublished in Directus
+        assert (await repo.latest()).version == 2
+        with anyio.fail_after(5):  # the withdrawal lands; storybench's reader moves to 2 too
+            while (await mirror.latest()).version != 2 or (await mirror.active()).version != 2:
+                await anyio.sleep(0.01)
+        assert (await mirror.get_by_hash(flat_set(3).config_hash)).version == 3  # a record
+        origin.gate = anyio.Event()  # Directus stalls: the hedge asks MongoDB
+        repo.invalidate()
+        hedged = await repo.latest()
+        assert hedged.version == 2
+        assert hedged.provenance.hedged is True
+        origin.gate.set()
