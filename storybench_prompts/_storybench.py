@@ -824,19 +824,9 @@ class DirectusClient:
 
     async def _version(self, version_number: int | None) -> DirectusPromptSetVersion | None:
         shared = self._ready_shared() or await self._shared()
-        try:
-            if version_number is None:
-                prompt_set = await shared.prompts.latest()
-            else:
-                prompt_set = await shared.prompts.get(version_number)
-        except PromptSetNotFoundError:
+        prompt_set = await _served_or_none(shared, shared.prompts, version_number)
+        if prompt_set is None:
             return None
-        except DirectusClientError:
-            raise
-        except (StorybenchPromptsError, RuntimeError) as exc:
-            raise _client_error(exc) from exc
-        if not shared.accepted:
-            _refuse_if_rejected(shared)
         return shared.prompt_versions(version_number, prompt_set)
 
     async def convert_to_storybench_format(
@@ -887,19 +877,9 @@ class DirectusClient:
         self, version_number: int | None
     ) -> DirectusEvaluationVersion | None:
         shared = self._ready_shared() or await self._shared()
-        try:
-            if version_number is None:
-                evaluation_set = await shared.evaluations.latest()
-            else:
-                evaluation_set = await shared.evaluations.get(version_number)
-        except PromptSetNotFoundError:
+        evaluation_set = await _served_or_none(shared, shared.evaluations, version_number)
+        if evaluation_set is None:
             return None
-        except DirectusClientError:
-            raise
-        except (StorybenchPromptsError, RuntimeError) as exc:
-            raise _client_error(exc) from exc
-        if not shared.accepted:
-            _refuse_if_rejected(shared)
         return shared.evaluation_versions(version_number, evaluation_set)
 
     async def convert_to_storybench_evaluation_format(
@@ -954,6 +934,27 @@ class DirectusClient:
             raise
         except StorybenchPromptsError as exc:
             raise _client_error(exc) from exc
+
+
+async def _served_or_none(
+    shared: _Shared, repository: Any, version_number: int | None
+) -> Any | None:
+    """The set ``repository`` serves (latest, or this version), None when Directus has no
+    such published version; every failure as a DirectusClientError."""
+    try:
+        if version_number is None:
+            content = await repository.latest()
+        else:
+            content = await repository.get(version_number)
+    except PromptSetNotFoundError:
+        return None
+    except DirectusClientError:
+        raise
+    except (StorybenchPromptsError, RuntimeError) as exc:
+        raise _client_error(exc) from exc
+    if not shared.accepted:
+        _refuse_if_rejected(shared)
+    return content
 
 
 def _version_number(value: object) -> int:
