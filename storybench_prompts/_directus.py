@@ -199,6 +199,11 @@ def map_transport_errors(what: str, timeouts: DirectusTimeouts) -> Iterator[None
         raise DirectusConnectionError(
             f"Directus transport error for {what}: {type(exc).__name__}: {exc}"
         ) from exc
+    except (OSError, OverflowError, ExceptionGroup) as exc:
+        # Raised below httpx (the socket layer, anyio's connect): still "could not connect".
+        raise DirectusConnectionError(
+            f"connection to Directus failed for {what}: {type(exc).__name__}"
+        ) from exc
 
 
 class DirectusSource(Generic[C]):
@@ -242,9 +247,21 @@ class DirectusSource(Generic[C]):
             raise ConfigurationError(
                 f"DIRECTUS_URL must be an http(s) URL with a host, got {parts.scheme or 'no'} scheme"
             )
+        try:
+            parts.port  # noqa: B018 (urlsplit checks the port only when asked)
+        except ValueError:
+            raise ConfigurationError("DIRECTUS_URL has a port out of range") from None
         self.url = url.strip().rstrip("/")
         self.kind = kind
-        self._token = token if isinstance(token, SecretStr) else SecretStr(token)
+        # A secret file or a paste often ends in a newline; a header cannot carry one (and
+        # httpx would quote the whole header, token included, in its error).
+        secret = (token.get_secret_value() if isinstance(token, SecretStr) else token).strip()
+        if not secret.isascii() or not secret.isprintable() or any(c.isspace() for c in secret):
+            raise ConfigurationError(
+                "DIRECTUS_TOKEN holds characters an HTTP header cannot carry "
+                "(spaces, control or non-ASCII characters)"
+            )
+        self._token = SecretStr(secret)
         self.timeouts = timeouts or DirectusTimeouts()
         self.retry = retry
         self.max_response_bytes = max_response_bytes
@@ -378,6 +395,11 @@ class DirectusSource(Generic[C]):
         import json as json_module  # the parameter is storybench's name and shadows the module
 
         method = method.upper()
+        if urlsplit(path).scheme or path.startswith("//"):
+            # The token goes with every request: only to this Directus, never to another host.
+            raise DirectusRequestError(
+                f"request paths are relative to {self.url}; got an absolute URL"
+            )
         label = what or f"{method} {path.partition('?')[0]}"
         # httpx would let params= replace a query already in the path; keep both.
         target = httpx.URL(path).copy_merge_params(params) if params is not None else path

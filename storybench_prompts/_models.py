@@ -8,12 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
-from types import MappingProxyType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -49,6 +48,47 @@ __all__ = [
 ]
 
 DirectusId = int | str
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class FrozenDict(Mapping[K, V]):
+    """A read-only dict: what every served set holds, since one instance goes to every caller.
+
+    Unlike ``types.MappingProxyType`` it can be hashed, deep-copied and pickled.
+    """
+
+    __slots__ = ("_data", "_hash")
+
+    def __init__(self, data: Mapping[K, V] | None = None) -> None:
+        self._data: dict[K, V] = dict(data or {})
+        self._hash: int | None = None
+
+    def __getitem__(self, key: K) -> V:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FrozenDict):
+            return self._data == other._data
+        return self._data == other
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(frozenset(self._data.items()))
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({self._data!r})"
+
+    def __reduce__(self) -> tuple[type[FrozenDict[K, V]], tuple[dict[K, V]]]:
+        return (type(self), (self._data,))
 
 
 class Status(StrEnum):
@@ -288,7 +328,7 @@ class PromptSet(VersionedContent):
     def _read_only_sequences(
         cls, value: Mapping[str, tuple[Prompt, ...]]
     ) -> Mapping[str, tuple[Prompt, ...]]:
-        return MappingProxyType(dict(value))
+        return FrozenDict(value)
 
     @field_serializer("sequences", mode="wrap")
     def _plain_sequences(
@@ -332,7 +372,7 @@ class EvaluationSet(VersionedContent):
     @field_validator("criteria", mode="after")
     @classmethod
     def _read_only_criteria(cls, value: Mapping[str, Criterion]) -> Mapping[str, Criterion]:
-        return MappingProxyType(dict(value))
+        return FrozenDict(value)
 
     @field_serializer("criteria", mode="wrap")
     def _plain_criteria(

@@ -29,9 +29,19 @@ import weakref
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar, cast
+from typing import Any, Generic, Self, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 
 from ._caching import CachingRepository
 from ._directus import DirectusSource
@@ -40,6 +50,8 @@ from ._exceptions import (
     DirectusAuthenticationError,
     DirectusClientError,
     DirectusConfigurationError,
+    DirectusForbiddenError,
+    DirectusRequestError,
     InvalidPromptSetError,
     Problem,
     PromptSetNotFoundError,
@@ -50,6 +62,7 @@ from ._kinds import EVALUATION_SETS, PROMPT_SETS
 from ._models import (
     DirectusId,
     EvaluationSet,
+    FrozenDict,
     PromptSet,
     Status,
     VersionedContent,
@@ -161,6 +174,13 @@ def _refuse_if_rejected(shared: _Shared) -> None:
             "no mirrored copy is served to it",
             status=401,
         )
+    elif status.last_error_kind == DirectusForbiddenError.__name__:
+        # A token Directus knows but may not read the prompts with: refused the same way.
+        raise DirectusForbiddenError(
+            f"Directus refuses this client's token ({status.last_error}); "
+            "no mirrored copy is served to it",
+            status=403,
+        )
 
 
 # -- storybench's models, by its field names -----------------------------------------------
@@ -248,6 +268,7 @@ class DirectusPromptSetVersion(_Frozen):
 
     _served: PromptSet | None = PrivateAttr(default=None)
     _structure: StorybenchPromptsStructure | None = PrivateAttr(default=None)
+    _linked_to: int = PrivateAttr(default=0)
 
 
 class StorybenchPromptConfig(_Frozen):
@@ -262,18 +283,28 @@ class StorybenchPromptsStructure(_Frozen):
     from its origin. :attr:`config_hash` is storybench's hash of these prompts.
     """
 
-    sequences: dict[str, tuple[StorybenchPromptConfig, ...]]
+    sequences: Mapping[str, tuple[StorybenchPromptConfig, ...]]
     version: int
     directus_id: DirectusId | None = None
     created_at: datetime
     updated_at: datetime | None = None
 
     _content: PromptSet | None = PrivateAttr(default=None)
+    _linked_to: int = PrivateAttr(default=0)
+
+    @field_validator("sequences", mode="after")
+    @classmethod
+    def _read_only(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
+        return FrozenDict(value)
+
+    @field_serializer("sequences", mode="wrap")
+    def _plain(self, value: Mapping[str, Any], handler: SerializerFunctionWrapHandler) -> Any:
+        return handler(dict(value))
 
     @property
     def config_hash(self) -> str:
         """storybench's ``config_hash`` of these prompts (what its evaluations record)."""
-        if self._content is not None:
+        if self._content is not None and _linked(self):
             return self._content.config_hash
         return PROMPT_SETS.from_storybench(self.model_dump(mode="json")).config_hash
 
@@ -347,6 +378,7 @@ class DirectusEvaluationVersion(_Frozen):
 
     _served: EvaluationSet | None = PrivateAttr(default=None)
     _structure: StorybenchEvaluationStructure | None = PrivateAttr(default=None)
+    _linked_to: int = PrivateAttr(default=0)
 
 
 class StorybenchEvaluationCriterion(_Frozen):
@@ -364,7 +396,7 @@ class StorybenchEvaluationStructure(_Frozen):
     ``created_at`` is the version's ``date_created`` (storybench stamps the conversion time).
     """
 
-    criteria: dict[str, StorybenchEvaluationCriterion]
+    criteria: Mapping[str, StorybenchEvaluationCriterion]
     scoring_guidelines: str
     version: int
     version_name: str | None = None
@@ -373,16 +405,33 @@ class StorybenchEvaluationStructure(_Frozen):
     updated_at: datetime | None = None
 
     _content: EvaluationSet | None = PrivateAttr(default=None)
+    _linked_to: int = PrivateAttr(default=0)
+
+    @field_validator("criteria", mode="after")
+    @classmethod
+    def _read_only(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
+        return FrozenDict(value)
+
+    @field_serializer("criteria", mode="wrap")
+    def _plain(self, value: Mapping[str, Any], handler: SerializerFunctionWrapHandler) -> Any:
+        return handler(dict(value))
 
     @property
     def config_hash(self) -> str:
         """The hash of these criteria, computed as storybench's ``config_hash`` is."""
-        if self._content is not None:
+        if self._content is not None and _linked(self):
             return self._content.config_hash
         return EVALUATION_SETS.from_storybench(self.model_dump(mode="json")).config_hash
 
 
 DirectusEvaluationVersion.model_rebuild()
+
+
+def _linked(model: Any) -> bool:
+    """Whether ``model`` is the very object its private link to the served set was made for:
+    a copy (``model_copy(update=...)``, ``deepcopy``) carries the link but may differ, so it is
+    converted from its own fields."""
+    return bool(model._linked_to == id(model))
 
 
 def _created_at(content: VersionedContent) -> datetime:
@@ -405,6 +454,7 @@ def _prompts_structure(prompt_set: PromptSet) -> StorybenchPromptsStructure:
         updated_at=prompt_set.updated_at,
     )
     structure._content = prompt_set
+    structure._linked_to = id(structure)
     return structure
 
 
@@ -436,6 +486,7 @@ def _prompts_version(prompt_set: PromptSet) -> DirectusPromptSetVersion:
         ),
     )
     version._served = prompt_set
+    version._linked_to = id(version)
     return version
 
 
@@ -468,6 +519,7 @@ def _evaluation_structure(evaluation_set: EvaluationSet) -> StorybenchEvaluation
         updated_at=evaluation_set.updated_at,
     )
     structure._content = evaluation_set
+    structure._linked_to = id(structure)
     return structure
 
 
@@ -499,6 +551,7 @@ def _evaluation_version(evaluation_set: EvaluationSet) -> DirectusEvaluationVers
         ),
     )
     version._served = evaluation_set
+    version._linked_to = id(version)
     return version
 
 
@@ -702,6 +755,12 @@ class DirectusClient:
         self.base_url = base_url or os.getenv("DIRECTUS_URL")
         self.token = token or os.getenv("DIRECTUS_TOKEN")
         self.timeout = timeout
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
+        ):
+            raise DirectusConfigurationError(
+                f"timeout must be a positive number of seconds, got {timeout!r}"
+            )
         if not self.base_url:
             raise DirectusConfigurationError("Directus URL not provided")
         if not self.token:
@@ -834,7 +893,11 @@ class DirectusClient:
     ) -> StorybenchPromptsStructure:
         """A version (this client's model, storybench's, or a raw Directus item) to the flat
         prompt set, by the library's content rules."""
-        if isinstance(version, DirectusPromptSetVersion) and version._served is not None:
+        if (
+            isinstance(version, DirectusPromptSetVersion)
+            and version._served is not None
+            and _linked(version)
+        ):
             if version._structure is None:
                 version._structure = _prompts_structure(version._served)
             return version._structure
@@ -887,7 +950,11 @@ class DirectusClient:
     ) -> StorybenchEvaluationStructure:
         """An evaluation version (this client's model, storybench's, or a raw Directus item)
         to storybench's evaluation structure, by the library's content rules."""
-        if isinstance(version, DirectusEvaluationVersion) and version._served is not None:
+        if (
+            isinstance(version, DirectusEvaluationVersion)
+            and version._served is not None
+            and _linked(version)
+        ):
             if version._structure is None:
                 version._structure = _evaluation_structure(version._served)
             return version._structure
@@ -908,8 +975,8 @@ class DirectusClient:
         try:
             shared = await self._shared()
             return await shared.source.test_connection()
-        except StorybenchPromptsError as exc:
-            logger.info("Directus connection test failed: %s", exc)
+        except Exception as exc:  # storybench's contract: a bool, whatever went wrong
+            logger.info("Directus connection test failed: %s", type(exc).__name__)
             return False
 
     async def _make_request(self, method: str, endpoint: str, **kwargs: Any) -> Any:
@@ -960,7 +1027,7 @@ async def _served_or_none(
 def _version_number(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    try:
-        return int(cast(Any, value))
-    except (TypeError, ValueError):
-        raise TypeError(f"a version number must be an integer, got {value!r}") from None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    # Never round 2.7 to 2 or read True as 1: that would serve another version.
+    raise DirectusRequestError(f"a version number must be an integer, got {value!r}")
