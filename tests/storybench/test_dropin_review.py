@@ -62,7 +62,8 @@ def test_a_changed_copy_converts_from_its_own_fields(directus_env: DirectusServe
     async def main() -> None:
         client = DirectusClient()
         version = await client.get_version_by_number(2)
-        assert version is not None and version.sequences_in_set is not None
+        assert version is not None
+        assert version.sequences_in_set is not None
         only = tuple(
             s
             for s in version.sequences_in_set
