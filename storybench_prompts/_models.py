@@ -12,16 +12,16 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import Any, Literal, Self, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
-    field_serializer,
-    field_validator,
+    WrapSerializer,
 )
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "PromptJunction",
     "PromptSet",
     "Provenance",
+    "ReadOnlyMapping",
     "ScoringJunction",
     "SequenceJunction",
     "Source",
@@ -89,6 +90,16 @@ class FrozenDict(Mapping[K, V]):
 
     def __reduce__(self) -> tuple[type[FrozenDict[K, V]], tuple[dict[K, V]]]:
         return (type(self), (self._data,))
+
+
+def _serialize_as_dict(value: Mapping[Any, Any], handler: SerializerFunctionWrapHandler) -> Any:
+    return handler(dict(value))
+
+
+ReadOnlyMapping = Annotated[
+    Mapping[K, V], AfterValidator(FrozenDict), WrapSerializer(_serialize_as_dict)
+]
+"""A mapping field validated into a :class:`FrozenDict` and serialised as a plain dict."""
 
 
 class Status(StrEnum):
@@ -320,21 +331,8 @@ class PromptSet(VersionedContent):
     :func:`storybench_prompts.prompt_set_from_storybench`, which enforce the content rules.
     """
 
-    sequences: Mapping[str, tuple[Prompt, ...]]
+    sequences: ReadOnlyMapping[str, tuple[Prompt, ...]]
     """Read-only: one instance is handed to every caller of the cache."""
-
-    @field_validator("sequences", mode="after")
-    @classmethod
-    def _read_only_sequences(
-        cls, value: Mapping[str, tuple[Prompt, ...]]
-    ) -> Mapping[str, tuple[Prompt, ...]]:
-        return FrozenDict(value)
-
-    @field_serializer("sequences", mode="wrap")
-    def _plain_sequences(
-        self, value: Mapping[str, Any], handler: SerializerFunctionWrapHandler
-    ) -> Any:
-        return handler(dict(value))
 
     def body(self) -> dict[str, Any]:
         return {"sequences": self.sequences_as_dicts()}
@@ -366,19 +364,8 @@ class Criterion(BaseModel):
 class EvaluationSet(VersionedContent):
     """storybench's evaluation criteria: criteria keyed by their Directus name, and guidelines."""
 
-    criteria: Mapping[str, Criterion]
+    criteria: ReadOnlyMapping[str, Criterion]
     """Read-only: one instance is handed to every caller of the cache."""
-
-    @field_validator("criteria", mode="after")
-    @classmethod
-    def _read_only_criteria(cls, value: Mapping[str, Criterion]) -> Mapping[str, Criterion]:
-        return FrozenDict(value)
-
-    @field_serializer("criteria", mode="wrap")
-    def _plain_criteria(
-        self, value: Mapping[str, Any], handler: SerializerFunctionWrapHandler
-    ) -> Any:
-        return handler(dict(value))
 
     scoring_guidelines: str = ""
 

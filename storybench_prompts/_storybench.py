@@ -37,10 +37,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    SerializerFunctionWrapHandler,
     ValidationError,
-    field_serializer,
-    field_validator,
 )
 
 from ._caching import CachingRepository
@@ -58,12 +55,12 @@ from ._exceptions import (
     PromptSetUnavailableError,
     StorybenchPromptsError,
 )
-from ._kinds import EVALUATION_SETS, PROMPT_SETS
+from ._kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
 from ._models import (
     DirectusId,
     EvaluationSet,
-    FrozenDict,
     PromptSet,
+    ReadOnlyMapping,
     Status,
     VersionedContent,
     VersionInfo,
@@ -283,7 +280,7 @@ class StorybenchPromptsStructure(_Frozen):
     from its origin. :attr:`config_hash` is storybench's hash of these prompts.
     """
 
-    sequences: Mapping[str, tuple[StorybenchPromptConfig, ...]]
+    sequences: ReadOnlyMapping[str, tuple[StorybenchPromptConfig, ...]]
     version: int
     directus_id: DirectusId | None = None
     created_at: datetime
@@ -292,21 +289,10 @@ class StorybenchPromptsStructure(_Frozen):
     _content: PromptSet | None = PrivateAttr(default=None)
     _linked_to: int = PrivateAttr(default=0)
 
-    @field_validator("sequences", mode="after")
-    @classmethod
-    def _read_only(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
-        return FrozenDict(value)
-
-    @field_serializer("sequences", mode="wrap")
-    def _plain(self, value: Mapping[str, Any], handler: SerializerFunctionWrapHandler) -> Any:
-        return handler(dict(value))
-
     @property
     def config_hash(self) -> str:
         """storybench's ``config_hash`` of these prompts (what its evaluations record)."""
-        if self._content is not None and _linked(self):
-            return self._content.config_hash
-        return PROMPT_SETS.from_storybench(self.model_dump(mode="json")).config_hash
+        return _config_hash(self, PROMPT_SETS)
 
 
 DirectusPromptSetVersion.model_rebuild()
@@ -396,7 +382,7 @@ class StorybenchEvaluationStructure(_Frozen):
     ``created_at`` is the version's ``date_created`` (storybench stamps the conversion time).
     """
 
-    criteria: Mapping[str, StorybenchEvaluationCriterion]
+    criteria: ReadOnlyMapping[str, StorybenchEvaluationCriterion]
     scoring_guidelines: str
     version: int
     version_name: str | None = None
@@ -407,24 +393,22 @@ class StorybenchEvaluationStructure(_Frozen):
     _content: EvaluationSet | None = PrivateAttr(default=None)
     _linked_to: int = PrivateAttr(default=0)
 
-    @field_validator("criteria", mode="after")
-    @classmethod
-    def _read_only(cls, value: Mapping[str, Any]) -> Mapping[str, Any]:
-        return FrozenDict(value)
-
-    @field_serializer("criteria", mode="wrap")
-    def _plain(self, value: Mapping[str, Any], handler: SerializerFunctionWrapHandler) -> Any:
-        return handler(dict(value))
-
     @property
     def config_hash(self) -> str:
         """The hash of these criteria, computed as storybench's ``config_hash`` is."""
-        if self._content is not None and _linked(self):
-            return self._content.config_hash
-        return EVALUATION_SETS.from_storybench(self.model_dump(mode="json")).config_hash
+        return _config_hash(self, EVALUATION_SETS)
 
 
 DirectusEvaluationVersion.model_rebuild()
+
+
+def _config_hash(structure: Any, kind: ContentKind[Any]) -> str:
+    """The served set's hash when ``structure`` is the very object built from it; otherwise
+    computed from the structure's own fields."""
+    if structure._content is not None and _linked(structure):
+        return str(structure._content.config_hash)
+    rebuilt: VersionedContent = kind.from_storybench(structure.model_dump(mode="json"))
+    return rebuilt.config_hash
 
 
 def _linked(model: Any) -> bool:
