@@ -42,7 +42,7 @@ from storybench_prompts import (
     parse_version,
     sync_versions,
 )
-from storybench_prompts._kinds import PROMPT_SETS
+from storybench_prompts.content.kinds import PROMPT_SETS
 
 VERSIONS = 50
 

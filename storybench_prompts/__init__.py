@@ -20,14 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._caching import CachePolicy, CachingRepository, Drift
-    from ._convert import (
-        convert_evaluation_version,
-        convert_version,
-        parse_evaluation_version,
-        parse_version,
-        prompt_set_from_storybench,
-        validate_prompt_set,
-    )
     from ._directus import DirectusSource, DirectusTimeouts
     from ._exceptions import (
         ConfigurationError,
@@ -56,9 +48,23 @@ if TYPE_CHECKING:
     )
     from ._file_mirror import FileMirror
     from ._health import OriginState, OriginStatus, Stats
-    from ._kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
     from ._memory import InMemoryMirror
-    from ._models import (
+    from ._mongo_mirror import MongoMirror
+    from ._repository import PromptMirror, PromptRepository, SaveOutcome
+    from ._retry import RetryPolicy
+    from ._settings import Settings, build_mirror, build_repository, build_source
+    from ._storybench import DirectusClient
+    from ._sync import SyncResult, sync_versions
+    from .content.convert import (
+        convert_evaluation_version,
+        convert_version,
+        parse_evaluation_version,
+        parse_version,
+        prompt_set_from_storybench,
+        validate_prompt_set,
+    )
+    from .content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
+    from .content.models import (
         Criterion,
         DirectusEvaluationVersion,
         DirectusPrompt,
@@ -75,12 +81,6 @@ if TYPE_CHECKING:
         VersionInfo,
         compute_config_hash,
     )
-    from ._mongo_mirror import MongoMirror
-    from ._repository import PromptMirror, PromptRepository, SaveOutcome
-    from ._retry import RetryPolicy
-    from ._settings import Settings, build_mirror, build_repository, build_source
-    from ._storybench import DirectusClient
-    from ._sync import SyncResult, sync_versions
 
     # The names the interface documents use.
     PromptSetNotFound = PromptSetNotFoundError
@@ -100,7 +100,7 @@ _WHERE: dict[str, str] = {
             "prompt_set_from_storybench",
             "validate_prompt_set",
         ],
-        "_convert",
+        "content.convert",
     ),
     **dict.fromkeys(["DirectusSource", "DirectusTimeouts"], "_directus"),
     **dict.fromkeys(
@@ -133,7 +133,7 @@ _WHERE: dict[str, str] = {
     ),
     "FileMirror": "_file_mirror",
     **dict.fromkeys(["OriginState", "OriginStatus", "Stats"], "_health"),
-    **dict.fromkeys(["EVALUATION_SETS", "PROMPT_SETS", "ContentKind"], "_kinds"),
+    **dict.fromkeys(["EVALUATION_SETS", "PROMPT_SETS", "ContentKind"], "content.kinds"),
     "InMemoryMirror": "_memory",
     **dict.fromkeys(
         [
@@ -153,7 +153,7 @@ _WHERE: dict[str, str] = {
             "VersionInfo",
             "compute_config_hash",
         ],
-        "_models",
+        "content.models",
     ),
     "MongoMirror": "_mongo_mirror",
     **dict.fromkeys(["PromptMirror", "PromptRepository", "SaveOutcome"], "_repository"),

@@ -72,12 +72,12 @@ from ._exceptions import (
     StorybenchPromptsError,
 )
 from ._health import OriginHealth, OriginState, OriginStatus, ProbeSchedule, Stats
-from ._kinds import PROMPT_SETS, ContentKind
 from ._memory import InMemoryMirror
-from ._models import EvaluationSet, Provenance, VersionedContent, VersionInfo
 from ._repository import PromptMirror, PromptRepository
 from ._singleflight import Flight, SingleFlight
 from ._sync import SyncResult, sync_versions
+from .content.kinds import PROMPT_SETS, ContentKind
+from .content.models import EvaluationSet, Provenance, VersionedContent, VersionInfo
 
 if TYPE_CHECKING:
     from ._realtime import ChannelStatus

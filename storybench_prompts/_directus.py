@@ -49,9 +49,9 @@ from ._exceptions import (
     DirectusTimeoutError,
     InvalidPromptSetError,
 )
-from ._kinds import PROMPT_SETS, ContentKind
-from ._models import PromptSet, Provenance, Status, VersionedContent, VersionInfo
 from ._retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
+from .content.kinds import PROMPT_SETS, ContentKind
+from .content.models import PromptSet, Provenance, Status, VersionedContent, VersionInfo
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",

@@ -47,16 +47,16 @@ import anyio
 import anyio.to_thread
 import platformdirs
 
-from ._convert import ensure_valid
 from ._exceptions import (
     InvalidPromptSetError,
     MirrorCorruptError,
     MirrorUnavailableError,
     PromptSetNotFoundError,
 )
-from ._kinds import PROMPT_SETS, ContentKind
-from ._models import PromptSet, Provenance, VersionedContent, VersionInfo
 from ._repository import SaveOutcome
+from .content.convert import ensure_valid
+from .content.kinds import PROMPT_SETS, ContentKind
+from .content.models import PromptSet, Provenance, VersionedContent, VersionInfo
 
 __all__ = ["FileMirror", "default_mirror_dir"]
 

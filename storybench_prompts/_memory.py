@@ -12,11 +12,11 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, overload
 
-from ._convert import ensure_valid
 from ._exceptions import PromptSetNotFoundError
-from ._kinds import PROMPT_SETS, ContentKind
-from ._models import PromptSet, Provenance, VersionedContent, VersionInfo
 from ._repository import SaveOutcome
+from .content.convert import ensure_valid
+from .content.kinds import PROMPT_SETS, ContentKind
+from .content.models import PromptSet, Provenance, VersionedContent, VersionInfo
 
 __all__ = ["InMemoryMirror"]
 

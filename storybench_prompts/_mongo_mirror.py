@@ -89,7 +89,6 @@ import pymongo
 import pymongo.errors
 from pymongo import AsyncMongoClient
 
-from ._convert import ensure_valid
 from ._defaults import (
     DEFAULT_DATABASE,
     DEFAULT_SERVER_SELECTION_TIMEOUT,
@@ -103,10 +102,11 @@ from ._exceptions import (
     MirrorUnavailableError,
     PromptSetNotFoundError,
 )
-from ._kinds import PROMPT_SETS, ContentKind
-from ._models import PromptSet, Provenance, VersionedContent, VersionInfo
 from ._redact import redact_uri
 from ._repository import SaveOutcome
+from .content.convert import ensure_valid
+from .content.kinds import PROMPT_SETS, ContentKind
+from .content.models import PromptSet, Provenance, VersionedContent, VersionInfo
 
 __all__ = [
     "DEFAULT_DATABASE",

@@ -13,9 +13,9 @@ import anyio
 
 from ._directus import DirectusSource
 from ._exceptions import DirectusForbiddenError, StorybenchPromptsError
-from ._kinds import ContentKind
-from ._models import VersionedContent, VersionInfo
 from ._repository import PromptMirror, PromptRepository
+from .content.kinds import ContentKind
+from .content.models import VersionedContent, VersionInfo
 
 __all__ = [
     "SCHEMAS",

@@ -41,10 +41,10 @@ from ._defaults import (
 )
 from ._exceptions import ConfigurationError
 from ._file_mirror import FileMirror, default_mirror_dir
-from ._kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
-from ._models import EvaluationSet, PromptSet
 from ._redact import redact_uri
 from ._repository import PromptMirror
+from .content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
+from .content.models import EvaluationSet, PromptSet
 
 if TYPE_CHECKING:
     from ._caching import CachePolicy, CachingRepository

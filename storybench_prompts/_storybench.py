@@ -55,8 +55,10 @@ from ._exceptions import (
     PromptSetUnavailableError,
     StorybenchPromptsError,
 )
-from ._kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
-from ._models import (
+from ._repository import PromptRepository
+from ._settings import Settings, build_repository, build_source
+from .content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
+from .content.models import (
     DirectusId,
     EvaluationSet,
     PromptSet,
@@ -65,8 +67,6 @@ from ._models import (
     VersionedContent,
     VersionInfo,
 )
-from ._repository import PromptRepository
-from ._settings import Settings, build_repository, build_source
 
 __all__ = [
     "CriterionInVersion",

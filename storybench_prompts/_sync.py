@@ -15,8 +15,8 @@ from ._exceptions import (
     PromptSetNotFoundError,
     StorybenchPromptsError,
 )
-from ._models import VersionedContent
 from ._repository import PromptMirror, PromptRepository
+from .content.models import VersionedContent
 
 __all__ = ["DEFAULT_SYNC_CONCURRENCY", "SyncOutcome", "SyncResult", "sync_versions"]
 

@@ -31,14 +31,14 @@ from ._exceptions import (
     MirrorUnavailableError,
     StorybenchPromptsError,
 )
-from ._kinds import EVALUATION_SETS, KINDS, PROMPT_SETS, ContentKind
+from .content.kinds import EVALUATION_SETS, KINDS, PROMPT_SETS, ContentKind
 
 if TYPE_CHECKING:
     from ._directus import DirectusSource
-    from ._models import VersionedContent
     from ._repository import PromptMirror
     from ._settings import Settings
     from ._sync import SyncResult
+    from .content.models import VersionedContent
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE", "cli", "main"]
 
@@ -571,7 +571,7 @@ def versions(state: _State, as_json: bool, kind: str) -> None:
 
 
 def _print_readable(state: _State, content: VersionedContent) -> None:
-    from ._models import EvaluationSet, PromptSet
+    from .content.models import EvaluationSet, PromptSet
 
     p = content.provenance
     noun = "Evaluation set" if isinstance(content, EvaluationSet) else "Prompt set"

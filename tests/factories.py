@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from storybench_prompts import Prompt, PromptSet
-from storybench_prompts._models import Criterion, EvaluationSet
+from storybench_prompts.content.models import Criterion, EvaluationSet
 
 _ids = itertools.count(1000)
 

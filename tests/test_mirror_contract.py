@@ -23,8 +23,8 @@ from storybench_prompts import (
     PromptSetNotFoundError,
     Provenance,
 )
-from storybench_prompts._kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
-from storybench_prompts._models import Criterion, EvaluationSet, VersionedContent
+from storybench_prompts.content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
+from storybench_prompts.content.models import Criterion, EvaluationSet, VersionedContent
 from tests.conftest import REAL_MONGODB_MARKS, REAL_MONGODB_URI
 from tests.factories import flat_evaluation_set, flat_set
 

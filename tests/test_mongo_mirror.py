@@ -24,7 +24,7 @@ from storybench_prompts import (
     PromptSetNotFoundError,
     _mongo_mirror,
 )
-from storybench_prompts._kinds import EVALUATION_SETS
+from storybench_prompts.content.kinds import EVALUATION_SETS
 from tests.factories import flat_evaluation_set, flat_set
 
 pytestmark = [pytest.mark.anyio, pytest.mark.mongodb]

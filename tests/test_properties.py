@@ -25,9 +25,9 @@ from storybench_prompts import (
     convert_version,
     prompt_set_from_storybench,
 )
-from storybench_prompts._convert import ensure_valid, validate_content
-from storybench_prompts._kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
-from storybench_prompts._models import Criterion, EvaluationSet, VersionedContent
+from storybench_prompts.content.convert import ensure_valid, validate_content
+from storybench_prompts.content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
+from storybench_prompts.content.models import Criterion, EvaluationSet, VersionedContent
 from tests.factories import flat_evaluation_set, flat_set
 
 names = st.text(

@@ -34,8 +34,8 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from ._exceptions import InvalidPromptSetError, Problem
-from ._models import (
+from .._exceptions import InvalidPromptSetError, Problem
+from .models import (
     Criterion,
     DirectusEvaluationVersion,
     DirectusPrompt,

@@ -13,13 +13,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from ._convert import (
+from .convert import (
     convert_evaluation_version,
     convert_version,
     evaluation_set_from_storybench,
     prompt_set_from_storybench,
 )
-from ._models import EvaluationSet, PromptSet, VersionedContent
+from .models import EvaluationSet, PromptSet, VersionedContent
 
 __all__ = ["EVALUATION_SETS", "KINDS", "PROMPT_SETS", "ContentKind"]
 
