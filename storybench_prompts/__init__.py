@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._caching import CachePolicy, CachingRepository, Drift
-    from ._directus import DirectusSource, DirectusTimeouts
     from ._exceptions import (
         ConfigurationError,
         ContentChangedError,
@@ -50,8 +49,6 @@ if TYPE_CHECKING:
     from ._health import OriginState, OriginStatus, Stats
     from ._memory import InMemoryMirror
     from ._mongo_mirror import MongoMirror
-    from ._repository import PromptMirror, PromptRepository, SaveOutcome
-    from ._retry import RetryPolicy
     from ._settings import Settings, build_mirror, build_repository, build_source
     from ._storybench import DirectusClient
     from ._sync import SyncResult, sync_versions
@@ -81,6 +78,9 @@ if TYPE_CHECKING:
         VersionInfo,
         compute_config_hash,
     )
+    from .sources.base import PromptMirror, PromptRepository, SaveOutcome
+    from .sources.directus import DirectusSource, DirectusTimeouts
+    from .sources.retry import RetryPolicy
 
     # The names the interface documents use.
     PromptSetNotFound = PromptSetNotFoundError
@@ -102,7 +102,7 @@ _WHERE: dict[str, str] = {
         ],
         "content.convert",
     ),
-    **dict.fromkeys(["DirectusSource", "DirectusTimeouts"], "_directus"),
+    **dict.fromkeys(["DirectusSource", "DirectusTimeouts"], "sources.directus"),
     **dict.fromkeys(
         [
             "ConfigurationError",
@@ -156,8 +156,8 @@ _WHERE: dict[str, str] = {
         "content.models",
     ),
     "MongoMirror": "_mongo_mirror",
-    **dict.fromkeys(["PromptMirror", "PromptRepository", "SaveOutcome"], "_repository"),
-    "RetryPolicy": "_retry",
+    **dict.fromkeys(["PromptMirror", "PromptRepository", "SaveOutcome"], "sources.base"),
+    "RetryPolicy": "sources.retry",
     **dict.fromkeys(["Settings", "build_mirror", "build_repository", "build_source"], "_settings"),
     "DirectusClient": "_storybench",
     **dict.fromkeys(["SyncResult", "sync_versions"], "_sync"),

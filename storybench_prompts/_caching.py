@@ -48,7 +48,6 @@ import anyio
 from anyio.abc import TaskGroup
 from cachetools import TLRUCache, TTLCache
 
-from ._attempts import observing_attempts
 from ._defaults import (
     DEFAULT_FALLBACK_AFTER,
     DEFAULT_FALLBACK_TTL,
@@ -73,14 +72,15 @@ from ._exceptions import (
 )
 from ._health import OriginHealth, OriginState, OriginStatus, ProbeSchedule, Stats
 from ._memory import InMemoryMirror
-from ._repository import PromptMirror, PromptRepository
 from ._singleflight import Flight, SingleFlight
 from ._sync import SyncResult, sync_versions
 from .content.kinds import PROMPT_SETS, ContentKind
 from .content.models import EvaluationSet, Provenance, VersionedContent, VersionInfo
+from .sources.attempts import observing_attempts
+from .sources.base import PromptMirror, PromptRepository
 
 if TYPE_CHECKING:
-    from ._realtime import ChannelStatus
+    from .sources.realtime import ChannelStatus
 
 __all__ = [
     "DEFAULT_FALLBACK_AFTER",

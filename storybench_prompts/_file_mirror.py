@@ -53,10 +53,10 @@ from ._exceptions import (
     MirrorUnavailableError,
     PromptSetNotFoundError,
 )
-from ._repository import SaveOutcome
 from .content.convert import ensure_valid
 from .content.kinds import PROMPT_SETS, ContentKind
 from .content.models import PromptSet, Provenance, VersionedContent, VersionInfo
+from .sources.base import SaveOutcome
 
 __all__ = ["FileMirror", "default_mirror_dir"]
 

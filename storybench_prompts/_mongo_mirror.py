@@ -103,10 +103,10 @@ from ._exceptions import (
     PromptSetNotFoundError,
 )
 from ._redact import redact_uri
-from ._repository import SaveOutcome
 from .content.convert import ensure_valid
 from .content.kinds import PROMPT_SETS, ContentKind
 from .content.models import PromptSet, Provenance, VersionedContent, VersionInfo
+from .sources.base import SaveOutcome
 
 __all__ = [
     "DEFAULT_DATABASE",

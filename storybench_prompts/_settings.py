@@ -42,13 +42,13 @@ from ._defaults import (
 from ._exceptions import ConfigurationError
 from ._file_mirror import FileMirror, default_mirror_dir
 from ._redact import redact_uri
-from ._repository import PromptMirror
 from .content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
 from .content.models import EvaluationSet, PromptSet
+from .sources.base import PromptMirror
 
 if TYPE_CHECKING:
     from ._caching import CachePolicy, CachingRepository
-    from ._directus import DirectusSource
+    from .sources.directus import DirectusSource
 
 __all__ = ["Settings", "build_mirror", "build_repository", "build_source"]
 
@@ -235,8 +235,8 @@ class Settings(BaseModel):
 
 def build_source(settings: Settings | None = None) -> DirectusSource[PromptSet]:
     """The Directus source for prompt sets (``.for_kind(EVALUATION_SETS)`` for the other)."""
-    from ._directus import DirectusSource, DirectusTimeouts
-    from ._retry import RetryPolicy
+    from .sources.directus import DirectusSource, DirectusTimeouts
+    from .sources.retry import RetryPolicy
 
     settings = settings or Settings()
     if not settings.directus_url:
@@ -311,7 +311,7 @@ def build_repository(settings: Settings | None = None) -> CachingRepository[Prom
         probes=probes,
     )
     if settings.realtime != "off" and settings.directus_token is not None:
-        from ._realtime import RealtimeChannel
+        from .sources.realtime import RealtimeChannel
 
         repository.attach_channel(
             RealtimeChannel(

@@ -41,7 +41,6 @@ from pydantic import (
 )
 
 from ._caching import CachingRepository
-from ._directus import DirectusSource
 from ._exceptions import (
     ConfigurationError,
     DirectusAuthenticationError,
@@ -55,7 +54,6 @@ from ._exceptions import (
     PromptSetUnavailableError,
     StorybenchPromptsError,
 )
-from ._repository import PromptRepository
 from ._settings import Settings, build_repository, build_source
 from .content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
 from .content.models import (
@@ -67,6 +65,8 @@ from .content.models import (
     VersionedContent,
     VersionInfo,
 )
+from .sources.base import PromptRepository
+from .sources.directus import DirectusSource
 
 __all__ = [
     "CriterionInVersion",

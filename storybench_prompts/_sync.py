@@ -15,8 +15,8 @@ from ._exceptions import (
     PromptSetNotFoundError,
     StorybenchPromptsError,
 )
-from ._repository import PromptMirror, PromptRepository
 from .content.models import VersionedContent
+from .sources.base import PromptMirror, PromptRepository
 
 __all__ = ["DEFAULT_SYNC_CONCURRENCY", "SyncOutcome", "SyncResult", "sync_versions"]
 

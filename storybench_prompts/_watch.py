@@ -21,9 +21,9 @@ from typing import Any
 import anyio
 
 from ._exceptions import StorybenchPromptsError
-from ._repository import PromptMirror, PromptRepository
 from ._sync import SyncResult, sync_versions
 from .content.kinds import ContentKind
+from .sources.base import PromptMirror, PromptRepository
 
 __all__ = ["DEFAULT_WATCH_INTERVAL", "MirrorWatcher", "WatchedKind"]
 

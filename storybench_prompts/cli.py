@@ -34,11 +34,11 @@ from ._exceptions import (
 from .content.kinds import EVALUATION_SETS, KINDS, PROMPT_SETS, ContentKind
 
 if TYPE_CHECKING:
-    from ._directus import DirectusSource
-    from ._repository import PromptMirror
     from ._settings import Settings
     from ._sync import SyncResult
     from .content.models import VersionedContent
+    from .sources.base import PromptMirror
+    from .sources.directus import DirectusSource
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE", "cli", "main"]
 
@@ -476,7 +476,7 @@ def watch(state: _State, interval: float, kind: str) -> None:
             )
             async with anyio.create_task_group() as tg:
                 if state.settings.realtime != "off" and state.settings.directus_token:
-                    from ._realtime import RealtimeChannel
+                    from .sources.realtime import RealtimeChannel
 
                     channel = RealtimeChannel(
                         views[0][1].url,

@@ -26,10 +26,10 @@ from storybench_prompts import (
     RetryPolicy,
     SourceUnavailableError,
 )
-from storybench_prompts._directus import DirectusTimeouts
-from storybench_prompts._retry import call_with_retries
 from storybench_prompts.content.kinds import EVALUATION_SETS, PROMPT_SETS
 from storybench_prompts.content.models import EvaluationSet
+from storybench_prompts.sources.directus import DirectusTimeouts
+from storybench_prompts.sources.retry import call_with_retries
 from tests.factories import directus_error, raw_prompt, raw_sequence, raw_version
 
 pytestmark = pytest.mark.anyio

@@ -35,7 +35,7 @@ from wsproto.events import (
 )
 
 from storybench_prompts._exceptions import ConfigurationError
-from storybench_prompts._realtime import (
+from storybench_prompts.sources.realtime import (
     ChannelState,
     ChannelStatus,
     RealtimeChannel,
@@ -46,7 +46,7 @@ from storybench_prompts._realtime import (
 pytestmark = pytest.mark.anyio
 
 TOKEN = "fake-token-0123456789"
-LOGGER = "storybench_prompts._realtime"
+LOGGER = "storybench_prompts.sources.realtime"
 
 # -- a Directus-like realtime server --------------------------------------------------------
 

@@ -22,8 +22,8 @@ import pytest
 
 from devserver.directus import DirectusServer
 from devserver.sample_data import version_payload
-from storybench_prompts._realtime import ChannelState, RealtimeChannel, RealtimeTiming
 from storybench_prompts.content.kinds import EVALUATION_SETS, PROMPT_SETS
+from storybench_prompts.sources.realtime import ChannelState, RealtimeChannel, RealtimeTiming
 
 pytestmark = [pytest.mark.anyio, pytest.mark.directus]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Literal, Protocol, Self, TypeVar, runtime_checkable
 
-from .content.models import VersionedContent, VersionInfo
+from ..content.models import VersionedContent, VersionInfo
 
 __all__ = ["PromptMirror", "PromptRepository", "SaveOutcome"]
 

@@ -16,14 +16,14 @@ from typing import TypeVar
 
 import anyio
 
-from ._attempts import attempt_failed, attempts_allowed
-from ._exceptions import (
+from .._exceptions import (
     DirectusConnectionError,
     DirectusRateLimitedError,
     DirectusServerError,
     DirectusTimeoutError,
     StorybenchPromptsError,
 )
+from .attempts import attempt_failed, attempts_allowed
 
 __all__ = [
     "DEFAULT_RETRY",

@@ -28,14 +28,14 @@ import httpx
 from pydantic import SecretStr
 from typing_extensions import TypeVar
 
-from ._defaults import (
+from .._defaults import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_POOL_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
     DEFAULT_WRITE_TIMEOUT,
 )
-from ._exceptions import (
+from .._exceptions import (
     ConfigurationError,
     DirectusAuthenticationError,
     DirectusConnectionError,
@@ -49,9 +49,9 @@ from ._exceptions import (
     DirectusTimeoutError,
     InvalidPromptSetError,
 )
-from ._retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
-from .content.kinds import PROMPT_SETS, ContentKind
-from .content.models import PromptSet, Provenance, Status, VersionedContent, VersionInfo
+from ..content.kinds import PROMPT_SETS, ContentKind
+from ..content.models import PromptSet, Provenance, Status, VersionedContent, VersionInfo
+from .retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",

@@ -51,7 +51,7 @@ from httpx_ws import (
 )
 from pydantic import SecretStr
 
-from ._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError
 
 __all__ = [
     "ChangeCallback",
