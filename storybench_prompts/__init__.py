@@ -45,10 +45,7 @@ if TYPE_CHECKING:
         SourceUnavailableError,
         StorybenchPromptsError,
     )
-    from ._file_mirror import FileMirror
     from ._health import OriginState, OriginStatus, Stats
-    from ._memory import InMemoryMirror
-    from ._mongo_mirror import MongoMirror
     from ._settings import Settings, build_mirror, build_repository, build_source
     from ._storybench import DirectusClient
     from ._sync import SyncResult, sync_versions
@@ -78,6 +75,9 @@ if TYPE_CHECKING:
         VersionInfo,
         compute_config_hash,
     )
+    from .mirrors.file import FileMirror
+    from .mirrors.memory import InMemoryMirror
+    from .mirrors.mongo import MongoMirror
     from .sources.base import PromptMirror, PromptRepository, SaveOutcome
     from .sources.directus import DirectusSource, DirectusTimeouts
     from .sources.retry import RetryPolicy
@@ -131,10 +131,10 @@ _WHERE: dict[str, str] = {
         ],
         "_exceptions",
     ),
-    "FileMirror": "_file_mirror",
+    "FileMirror": "mirrors.file",
     **dict.fromkeys(["OriginState", "OriginStatus", "Stats"], "_health"),
     **dict.fromkeys(["EVALUATION_SETS", "PROMPT_SETS", "ContentKind"], "content.kinds"),
-    "InMemoryMirror": "_memory",
+    "InMemoryMirror": "mirrors.memory",
     **dict.fromkeys(
         [
             "Criterion",
@@ -155,7 +155,7 @@ _WHERE: dict[str, str] = {
         ],
         "content.models",
     ),
-    "MongoMirror": "_mongo_mirror",
+    "MongoMirror": "mirrors.mongo",
     **dict.fromkeys(["PromptMirror", "PromptRepository", "SaveOutcome"], "sources.base"),
     "RetryPolicy": "sources.retry",
     **dict.fromkeys(["Settings", "build_mirror", "build_repository", "build_source"], "_settings"),

@@ -71,11 +71,11 @@ from ._exceptions import (
     StorybenchPromptsError,
 )
 from ._health import OriginHealth, OriginState, OriginStatus, ProbeSchedule, Stats
-from ._memory import InMemoryMirror
 from ._singleflight import Flight, SingleFlight
 from ._sync import SyncResult, sync_versions
 from .content.kinds import PROMPT_SETS, ContentKind
 from .content.models import EvaluationSet, Provenance, VersionedContent, VersionInfo
+from .mirrors.memory import InMemoryMirror
 from .sources.attempts import observing_attempts
 from .sources.base import PromptMirror, PromptRepository
 

@@ -40,10 +40,10 @@ from ._defaults import (
     DEFAULT_SYNC_CONCURRENCY,
 )
 from ._exceptions import ConfigurationError
-from ._file_mirror import FileMirror, default_mirror_dir
 from ._redact import redact_uri
 from .content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
 from .content.models import EvaluationSet, PromptSet
+from .mirrors.file import FileMirror, default_mirror_dir
 from .sources.base import PromptMirror
 
 if TYPE_CHECKING:
@@ -263,7 +263,7 @@ def build_mirror(
     """The MongoDB mirror when ``MONGODB_URI`` is set, else the file mirror (for ``kind``)."""
     settings = settings or Settings()
     if settings.mongodb_uri is not None and settings.mongodb_uri.get_secret_value():
-        from ._mongo_mirror import MongoMirror
+        from .mirrors.mongo import MongoMirror
 
         mongo: PromptMirror[Any] = MongoMirror(
             settings.mongodb_uri.get_secret_value(),

@@ -76,7 +76,7 @@ async def test_a_warm_call_reads_neither_directus_nor_the_mirror(
     async def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the mirror was read")
 
-    from storybench_prompts._file_mirror import FileMirror
+    from storybench_prompts.mirrors.file import FileMirror
 
     monkeypatch.setattr(FileMirror, "get", refuse)
     monkeypatch.setattr(FileMirror, "latest", refuse)

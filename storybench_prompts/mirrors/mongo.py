@@ -89,24 +89,24 @@ import pymongo
 import pymongo.errors
 from pymongo import AsyncMongoClient
 
-from ._defaults import (
+from .._defaults import (
     DEFAULT_DATABASE,
     DEFAULT_SERVER_SELECTION_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
 )
-from ._defaults import DEFAULT_MONGO_CONNECT_TIMEOUT as DEFAULT_CONNECT_TIMEOUT
-from ._exceptions import (
+from .._defaults import DEFAULT_MONGO_CONNECT_TIMEOUT as DEFAULT_CONNECT_TIMEOUT
+from .._exceptions import (
     ConfigurationError,
     InvalidPromptSetError,
     MirrorCorruptError,
     MirrorUnavailableError,
     PromptSetNotFoundError,
 )
-from ._redact import redact_uri
-from .content.convert import ensure_valid
-from .content.kinds import PROMPT_SETS, ContentKind
-from .content.models import PromptSet, Provenance, VersionedContent, VersionInfo
-from .sources.base import SaveOutcome
+from .._redact import redact_uri
+from ..content.convert import ensure_valid
+from ..content.kinds import PROMPT_SETS, ContentKind
+from ..content.models import PromptSet, Provenance, VersionedContent, VersionInfo
+from ..sources.base import SaveOutcome
 
 __all__ = [
     "DEFAULT_DATABASE",

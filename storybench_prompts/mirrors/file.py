@@ -47,16 +47,16 @@ import anyio
 import anyio.to_thread
 import platformdirs
 
-from ._exceptions import (
+from .._exceptions import (
     InvalidPromptSetError,
     MirrorCorruptError,
     MirrorUnavailableError,
     PromptSetNotFoundError,
 )
-from .content.convert import ensure_valid
-from .content.kinds import PROMPT_SETS, ContentKind
-from .content.models import PromptSet, Provenance, VersionedContent, VersionInfo
-from .sources.base import SaveOutcome
+from ..content.convert import ensure_valid
+from ..content.kinds import PROMPT_SETS, ContentKind
+from ..content.models import PromptSet, Provenance, VersionedContent, VersionInfo
+from ..sources.base import SaveOutcome
 
 __all__ = ["FileMirror", "default_mirror_dir"]
 

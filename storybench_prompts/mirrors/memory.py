@@ -12,11 +12,11 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, overload
 
-from ._exceptions import PromptSetNotFoundError
-from .content.convert import ensure_valid
-from .content.kinds import PROMPT_SETS, ContentKind
-from .content.models import PromptSet, Provenance, VersionedContent, VersionInfo
-from .sources.base import SaveOutcome
+from .._exceptions import PromptSetNotFoundError
+from ..content.convert import ensure_valid
+from ..content.kinds import PROMPT_SETS, ContentKind
+from ..content.models import PromptSet, Provenance, VersionedContent, VersionInfo
+from ..sources.base import SaveOutcome
 
 __all__ = ["InMemoryMirror"]
 
