@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from ._health import OriginState, OriginStatus, Stats
     from ._settings import Settings, build_mirror, build_repository, build_source
     from ._storybench import DirectusClient
-    from ._sync import SyncResult, sync_versions
     from .content.convert import (
         convert_evaluation_version,
         convert_version,
@@ -78,6 +77,7 @@ if TYPE_CHECKING:
     from .mirrors.file import FileMirror
     from .mirrors.memory import InMemoryMirror
     from .mirrors.mongo import MongoMirror
+    from .ops.sync import SyncResult, sync_versions
     from .sources.base import PromptMirror, PromptRepository, SaveOutcome
     from .sources.directus import DirectusSource, DirectusTimeouts
     from .sources.retry import RetryPolicy
@@ -160,7 +160,7 @@ _WHERE: dict[str, str] = {
     "RetryPolicy": "sources.retry",
     **dict.fromkeys(["Settings", "build_mirror", "build_repository", "build_source"], "_settings"),
     "DirectusClient": "_storybench",
-    **dict.fromkeys(["SyncResult", "sync_versions"], "_sync"),
+    **dict.fromkeys(["SyncResult", "sync_versions"], "ops.sync"),
 }
 _ALIASES = {
     "PromptSetNotFound": "PromptSetNotFoundError",

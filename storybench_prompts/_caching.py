@@ -72,10 +72,10 @@ from ._exceptions import (
 )
 from ._health import OriginHealth, OriginState, OriginStatus, ProbeSchedule, Stats
 from ._singleflight import Flight, SingleFlight
-from ._sync import SyncResult, sync_versions
 from .content.kinds import PROMPT_SETS, ContentKind
 from .content.models import EvaluationSet, Provenance, VersionedContent, VersionInfo
 from .mirrors.memory import InMemoryMirror
+from .ops.sync import SyncResult, sync_versions
 from .sources.attempts import observing_attempts
 from .sources.base import PromptMirror, PromptRepository
 

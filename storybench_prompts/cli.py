@@ -35,8 +35,8 @@ from .content.kinds import EVALUATION_SETS, KINDS, PROMPT_SETS, ContentKind
 
 if TYPE_CHECKING:
     from ._settings import Settings
-    from ._sync import SyncResult
     from .content.models import VersionedContent
+    from .ops.sync import SyncResult
     from .sources.base import PromptMirror
     from .sources.directus import DirectusSource
 
@@ -300,7 +300,7 @@ async def _sync(
 ) -> list[tuple[ContentKind[Any], list[SyncResult], int | None]]:
     """Sync each kind, then (if asked) activate the highest version synced, as storybench's
     sync does. ``versions=None`` with ``latest_only`` false is the full listing."""
-    from ._sync import sync_versions
+    from .ops.sync import sync_versions
 
     outcomes = []
     async with _stack(state, kinds) as views:
@@ -458,7 +458,7 @@ def watch(state: _State, interval: float, kind: str) -> None:
     """
     import datetime
 
-    from ._watch import MirrorWatcher, WatchedKind
+    from .ops.watch import MirrorWatcher, WatchedKind
 
     kinds = _kinds(kind)
 
@@ -512,7 +512,7 @@ def watch(state: _State, interval: float, kind: str) -> None:
 @click.pass_obj
 def versions(state: _State, as_json: bool, kind: str) -> None:
     """Published versions in Directus beside what the mirror holds."""
-    from ._operations import compare_versions
+    from .ops.checks import compare_versions
 
     kinds = _kinds(kind)
 
@@ -675,7 +675,7 @@ def get(
 def check(state: _State) -> None:
     """Directus, token, schema, mirror and freshness, for both kinds, and the realtime
     channel: one line per check."""
-    from ._operations import check_realtime, run_checks
+    from .ops.checks import check_realtime, run_checks
 
     async def run() -> Any:
         async with _stack(state, [PROMPT_SETS, EVALUATION_SETS]) as views:

@@ -26,9 +26,9 @@ from storybench_prompts import (
     InMemoryMirror,
     RetryPolicy,
 )
-from storybench_prompts._operations import run_checks
-from storybench_prompts._sync import sync_versions
 from storybench_prompts.content.kinds import EVALUATION_SETS
+from storybench_prompts.ops.checks import run_checks
+from storybench_prompts.ops.sync import sync_versions
 
 pytestmark = [pytest.mark.anyio, pytest.mark.directus]
 

@@ -16,9 +16,9 @@ from storybench_prompts import (
     Prompt,
     PromptSet,
     PromptSetNotFoundError,
-    _file_mirror,
 )
 from storybench_prompts.content.kinds import EVALUATION_SETS
+from storybench_prompts.mirrors import file as _file_mirror
 from tests.factories import flat_evaluation_set, flat_set
 
 pytestmark = pytest.mark.anyio

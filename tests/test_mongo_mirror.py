@@ -22,9 +22,9 @@ from storybench_prompts import (
     Prompt,
     PromptSet,
     PromptSetNotFoundError,
-    _mongo_mirror,
 )
 from storybench_prompts.content.kinds import EVALUATION_SETS
+from storybench_prompts.mirrors import mongo as _mongo_mirror
 from tests.factories import flat_evaluation_set, flat_set
 
 pytestmark = [pytest.mark.anyio, pytest.mark.mongodb]

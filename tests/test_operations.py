@@ -4,8 +4,8 @@ for both content kinds."""
 import pytest
 
 from storybench_prompts import DirectusSource, InMemoryMirror, MirrorUnavailableError
-from storybench_prompts._operations import compare_versions, run_checks
 from storybench_prompts.content.kinds import EVALUATION_SETS
+from storybench_prompts.ops.checks import compare_versions, run_checks
 from tests.factories import flat_set
 
 pytestmark = [pytest.mark.anyio, pytest.mark.directus]

@@ -18,7 +18,7 @@ from storybench_prompts import (
     InMemoryMirror,
     RetryPolicy,
 )
-from storybench_prompts._sync import sync_one
+from storybench_prompts.ops.sync import sync_one
 from tests.factories import flat_set, raw_version
 
 pytestmark = pytest.mark.anyio

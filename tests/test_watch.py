@@ -14,8 +14,8 @@ import anyio
 import pytest
 
 from storybench_prompts import DirectusConnectionError, InMemoryMirror
-from storybench_prompts._watch import MirrorWatcher, WatchedKind
 from storybench_prompts.content.kinds import PROMPT_SETS
+from storybench_prompts.ops.watch import MirrorWatcher, WatchedKind
 from tests.factories import flat_set
 from tests.fakes import FakeClock, ScriptedOrigin
 from tests.test_realtime_cache import _start, prompt_id_of

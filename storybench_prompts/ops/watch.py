@@ -20,10 +20,10 @@ from typing import Any
 
 import anyio
 
-from ._exceptions import StorybenchPromptsError
-from ._sync import SyncResult, sync_versions
-from .content.kinds import ContentKind
-from .sources.base import PromptMirror, PromptRepository
+from .._exceptions import StorybenchPromptsError
+from ..content.kinds import ContentKind
+from ..sources.base import PromptMirror, PromptRepository
+from .sync import SyncResult, sync_versions
 
 __all__ = ["DEFAULT_WATCH_INTERVAL", "MirrorWatcher", "WatchedKind"]
 

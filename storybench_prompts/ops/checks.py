@@ -11,11 +11,11 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
-from ._exceptions import DirectusForbiddenError, StorybenchPromptsError
-from .content.kinds import ContentKind
-from .content.models import VersionedContent, VersionInfo
-from .sources.base import PromptMirror, PromptRepository
-from .sources.directus import DirectusSource
+from .._exceptions import DirectusForbiddenError, StorybenchPromptsError
+from ..content.kinds import ContentKind
+from ..content.models import VersionedContent, VersionInfo
+from ..sources.base import PromptMirror, PromptRepository
+from ..sources.directus import DirectusSource
 
 __all__ = [
     "SCHEMAS",
@@ -352,7 +352,7 @@ async def check_realtime(
 
     ``auto``: a server without realtime is fine (TTLs rule) and says so; ``on``: it fails.
     """
-    from .sources.realtime import RealtimeChannel, RealtimeTiming
+    from ..sources.realtime import RealtimeChannel, RealtimeTiming
 
     channel = RealtimeChannel(
         url,

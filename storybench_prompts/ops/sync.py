@@ -8,15 +8,15 @@ from typing import Any, Literal
 
 import anyio
 
-from ._defaults import DEFAULT_SYNC_CONCURRENCY
-from ._exceptions import (
+from .._defaults import DEFAULT_SYNC_CONCURRENCY
+from .._exceptions import (
     InvalidPromptSetError,
     MirrorUnavailableError,
     PromptSetNotFoundError,
     StorybenchPromptsError,
 )
-from .content.models import VersionedContent
-from .sources.base import PromptMirror, PromptRepository
+from ..content.models import VersionedContent
+from ..sources.base import PromptMirror, PromptRepository
 
 __all__ = ["DEFAULT_SYNC_CONCURRENCY", "SyncOutcome", "SyncResult", "sync_versions"]
 
