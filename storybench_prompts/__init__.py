@@ -19,7 +19,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._caching import CachePolicy, CachingRepository, Drift
     from ._exceptions import (
         ConfigurationError,
         ContentChangedError,
@@ -45,9 +44,10 @@ if TYPE_CHECKING:
         SourceUnavailableError,
         StorybenchPromptsError,
     )
-    from ._health import OriginState, OriginStatus, Stats
     from ._settings import Settings, build_mirror, build_repository, build_source
     from ._storybench import DirectusClient
+    from .cache.engine import CachePolicy, CachingRepository, Drift
+    from .cache.outage import OriginState, OriginStatus, Stats
     from .content.convert import (
         convert_evaluation_version,
         convert_version,
@@ -90,7 +90,7 @@ __version__ = "0.2.0"
 
 # name -> the module that defines it (imported on first access).
 _WHERE: dict[str, str] = {
-    **dict.fromkeys(["CachePolicy", "CachingRepository", "Drift"], "_caching"),
+    **dict.fromkeys(["CachePolicy", "CachingRepository", "Drift"], "cache.engine"),
     **dict.fromkeys(
         [
             "convert_evaluation_version",
@@ -132,7 +132,7 @@ _WHERE: dict[str, str] = {
         "_exceptions",
     ),
     "FileMirror": "mirrors.file",
-    **dict.fromkeys(["OriginState", "OriginStatus", "Stats"], "_health"),
+    **dict.fromkeys(["OriginState", "OriginStatus", "Stats"], "cache.outage"),
     **dict.fromkeys(["EVALUATION_SETS", "PROMPT_SETS", "ContentKind"], "content.kinds"),
     "InMemoryMirror": "mirrors.memory",
     **dict.fromkeys(

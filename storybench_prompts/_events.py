@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
 
 if TYPE_CHECKING:
-    from ._health import OriginState, OriginStatus
+    from .cache.outage import OriginState, OriginStatus
 
 __all__ = [
     "ChannelChanged",

@@ -47,7 +47,7 @@ from .mirrors.file import FileMirror, default_mirror_dir
 from .sources.base import PromptMirror
 
 if TYPE_CHECKING:
-    from ._caching import CachePolicy, CachingRepository
+    from .cache.engine import CachePolicy, CachingRepository
     from .sources.directus import DirectusSource
 
 __all__ = ["Settings", "build_mirror", "build_repository", "build_source"]
@@ -215,7 +215,7 @@ class Settings(BaseModel):
         return self.mirror_dir.expanduser() if self.mirror_dir else default_mirror_dir()
 
     def cache_policy(self) -> CachePolicy:
-        from ._caching import CachePolicy
+        from .cache.engine import CachePolicy
 
         return CachePolicy(
             pinned_ttl=self.pinned_ttl,
@@ -282,8 +282,8 @@ def build_repository(settings: Settings | None = None) -> CachingRepository[Prom
 
     Use it as ``async with build_repository() as prompts: await prompts.latest()``.
     """
-    from ._caching import CachingRepository
-    from ._health import OriginHealth, ProbeSchedule
+    from .cache.engine import CachingRepository
+    from .cache.outage import OriginHealth, ProbeSchedule
 
     settings = settings or Settings()
     policy = settings.cache_policy()

@@ -40,7 +40,6 @@ from pydantic import (
     ValidationError,
 )
 
-from ._caching import CachingRepository
 from ._exceptions import (
     ConfigurationError,
     DirectusAuthenticationError,
@@ -55,6 +54,7 @@ from ._exceptions import (
     StorybenchPromptsError,
 )
 from ._settings import Settings, build_repository, build_source
+from .cache.engine import CachingRepository
 from .content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
 from .content.models import (
     DirectusId,

@@ -21,7 +21,7 @@ from storybench_prompts import (
     RetryPolicy,
 )
 from storybench_prompts._exceptions import FetchInterruptedError
-from storybench_prompts._singleflight import SingleFlight
+from storybench_prompts.cache.singleflight import SingleFlight
 from storybench_prompts.sources.retry import call_with_retries
 from tests.factories import flat_set
 from tests.fakes import FakeClock, ScriptedOrigin

@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-from ._exceptions import FetchInterruptedError
+from .._exceptions import FetchInterruptedError
 
 __all__ = ["Flight", "SingleFlight"]
 

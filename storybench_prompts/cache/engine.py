@@ -48,7 +48,7 @@ import anyio
 from anyio.abc import TaskGroup
 from cachetools import TLRUCache, TTLCache
 
-from ._defaults import (
+from .._defaults import (
     DEFAULT_FALLBACK_AFTER,
     DEFAULT_FALLBACK_TTL,
     DEFAULT_LATEST_TTL,
@@ -62,7 +62,7 @@ from ._defaults import (
     DEFAULT_STALE_IF_ERROR,
     DEFAULT_SYNC_CONCURRENCY,
 )
-from ._exceptions import (
+from .._exceptions import (
     ContentChangedError,
     InvalidPromptSetError,
     PromptSetNotFoundError,
@@ -70,17 +70,17 @@ from ._exceptions import (
     SourceUnavailableError,
     StorybenchPromptsError,
 )
-from ._health import OriginHealth, OriginState, OriginStatus, ProbeSchedule, Stats
-from ._singleflight import Flight, SingleFlight
-from .content.kinds import PROMPT_SETS, ContentKind
-from .content.models import EvaluationSet, Provenance, VersionedContent, VersionInfo
-from .mirrors.memory import InMemoryMirror
-from .ops.sync import SyncResult, sync_versions
-from .sources.attempts import observing_attempts
-from .sources.base import PromptMirror, PromptRepository
+from ..content.kinds import PROMPT_SETS, ContentKind
+from ..content.models import EvaluationSet, Provenance, VersionedContent, VersionInfo
+from ..mirrors.memory import InMemoryMirror
+from ..ops.sync import SyncResult, sync_versions
+from ..sources.attempts import observing_attempts
+from ..sources.base import PromptMirror, PromptRepository
+from .outage import OriginHealth, OriginState, OriginStatus, ProbeSchedule, Stats
+from .singleflight import Flight, SingleFlight
 
 if TYPE_CHECKING:
-    from .sources.realtime import ChannelStatus
+    from ..sources.realtime import ChannelStatus
 
 __all__ = [
     "DEFAULT_FALLBACK_AFTER",

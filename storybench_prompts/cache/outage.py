@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
-from ._defaults import DEFAULT_PROBE_INITIAL, DEFAULT_PROBE_MAX
-from ._exceptions import DirectusAuthenticationError
+from .._defaults import DEFAULT_PROBE_INITIAL, DEFAULT_PROBE_MAX
+from .._exceptions import DirectusAuthenticationError
 
 __all__ = [
     "DEFAULT_PROBE_INITIAL",
