@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from devserver.directus import running_directus
-from storybench_prompts._storybench import _REGISTRY, DirectusClient
+from storybench_prompts.compat.storybench.client import _REGISTRY, DirectusClient
 
 BATCH = 2000
 

@@ -45,9 +45,9 @@ if TYPE_CHECKING:
         StorybenchPromptsError,
     )
     from ._settings import Settings, build_mirror, build_repository, build_source
-    from ._storybench import DirectusClient
     from .cache.engine import CachePolicy, CachingRepository, Drift
     from .cache.outage import OriginState, OriginStatus, Stats
+    from .compat.storybench.client import DirectusClient
     from .content.convert import (
         convert_evaluation_version,
         convert_version,
@@ -159,7 +159,7 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(["PromptMirror", "PromptRepository", "SaveOutcome"], "sources.base"),
     "RetryPolicy": "sources.retry",
     **dict.fromkeys(["Settings", "build_mirror", "build_repository", "build_source"], "_settings"),
-    "DirectusClient": "_storybench",
+    "DirectusClient": "compat.storybench.client",
     **dict.fromkeys(["SyncResult", "sync_versions"], "ops.sync"),
 }
 _ALIASES = {

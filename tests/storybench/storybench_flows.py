@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from storybench_prompts import DirectusClientError
-from storybench_prompts._storybench import (
+from storybench_prompts.compat.storybench.client import (
     DirectusClient,
     StorybenchEvaluationStructure,
     StorybenchPromptsStructure,

@@ -27,7 +27,7 @@ from storybench_prompts import (
     PromptSetUnavailableError,
 )
 from storybench_prompts._exceptions import DirectusConfigurationError
-from storybench_prompts._storybench import (
+from storybench_prompts.compat.storybench.client import (
     _REGISTRY,
     DirectusClient,
     DirectusInvalidContentError,

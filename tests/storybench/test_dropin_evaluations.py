@@ -20,7 +20,7 @@ from devserver.sample_data import (
     MANY_CRITERIA,
     SCORING_GUIDELINES,
 )
-from storybench_prompts._storybench import (
+from storybench_prompts.compat.storybench.client import (
     DirectusClient,
     DirectusEvaluationVersion,
     PublicationStatus,

@@ -11,7 +11,7 @@ import pytest
 
 from devserver.directus import DirectusServer
 from storybench_prompts import DirectusClientError, Settings, build_repository
-from storybench_prompts._storybench import DirectusClient, PublicationStatus
+from storybench_prompts.compat.storybench.client import DirectusClient, PublicationStatus
 
 pytestmark = [pytest.mark.anyio, pytest.mark.directus]
 

@@ -19,7 +19,7 @@ from pymongo import AsyncMongoClient
 
 from devserver.directus import DirectusServer
 from devserver.mongo import MongoServer
-from storybench_prompts._storybench import (
+from storybench_prompts.compat.storybench.client import (
     DirectusClient,
     StorybenchPromptConfig,
     StorybenchPromptsStructure,

@@ -28,7 +28,7 @@ from storybench_prompts import (
     DirectusClientError,
     DirectusConnectionError,
 )
-from storybench_prompts._storybench import (
+from storybench_prompts.compat.storybench.client import (
     _REGISTRY,
     DirectusClient,
     DirectusUnavailableError,

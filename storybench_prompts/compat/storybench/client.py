@@ -40,7 +40,7 @@ from pydantic import (
     ValidationError,
 )
 
-from ._exceptions import (
+from ..._exceptions import (
     ConfigurationError,
     DirectusAuthenticationError,
     DirectusClientError,
@@ -53,10 +53,10 @@ from ._exceptions import (
     PromptSetUnavailableError,
     StorybenchPromptsError,
 )
-from ._settings import Settings, build_repository, build_source
-from .cache.engine import CachingRepository
-from .content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
-from .content.models import (
+from ..._settings import Settings, build_repository, build_source
+from ...cache.engine import CachingRepository
+from ...content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
+from ...content.models import (
     DirectusId,
     EvaluationSet,
     PromptSet,
@@ -65,8 +65,8 @@ from .content.models import (
     VersionedContent,
     VersionInfo,
 )
-from .sources.base import PromptRepository
-from .sources.directus import DirectusSource
+from ...sources.base import PromptRepository
+from ...sources.directus import DirectusSource
 
 __all__ = [
     "CriterionInVersion",

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import anyio
 import click
 
-from ._exceptions import (
+from .._exceptions import (
     ConfigurationError,
     DirectusAuthenticationError,
     DirectusConnectionError,
@@ -31,14 +31,14 @@ from ._exceptions import (
     MirrorUnavailableError,
     StorybenchPromptsError,
 )
-from .content.kinds import EVALUATION_SETS, KINDS, PROMPT_SETS, ContentKind
+from ..content.kinds import EVALUATION_SETS, KINDS, PROMPT_SETS, ContentKind
 
 if TYPE_CHECKING:
-    from ._settings import Settings
-    from .content.models import VersionedContent
-    from .ops.sync import SyncResult
-    from .sources.base import PromptMirror
-    from .sources.directus import DirectusSource
+    from .._settings import Settings
+    from ..content.models import VersionedContent
+    from ..ops.sync import SyncResult
+    from ..sources.base import PromptMirror
+    from ..sources.directus import DirectusSource
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE", "cli", "main"]
 
@@ -59,7 +59,7 @@ class _State:
         self.quiet = quiet
 
     def secrets(self) -> list[str]:
-        from ._redact import uri_password
+        from .._redact import uri_password
 
         found = []
         if self.settings.directus_token is not None:
@@ -188,7 +188,7 @@ def cli(
     STORYBENCH_PROMPTS_*) and a .env file. Exit codes: 0 ok, 1 failure, 2 usage error,
     3 partial sync.
     """
-    from ._settings import Settings
+    from .._settings import Settings
 
     if env_file is not None and not env_file.is_file():
         raise click.BadParameter(f"{env_file} does not exist", param_hint="--env-file")
@@ -214,7 +214,7 @@ def cli(
 
 
 def _source(state: _State) -> DirectusSource[Any]:
-    from ._settings import build_source
+    from .._settings import build_source
 
     try:
         return build_source(state.settings)
@@ -223,7 +223,7 @@ def _source(state: _State) -> DirectusSource[Any]:
 
 
 def _mirror(state: _State, kind: ContentKind[Any] = PROMPT_SETS) -> PromptMirror[Any]:
-    from ._settings import build_mirror
+    from .._settings import build_mirror
 
     try:
         return build_mirror(state.settings, kind)
@@ -300,7 +300,7 @@ async def _sync(
 ) -> list[tuple[ContentKind[Any], list[SyncResult], int | None]]:
     """Sync each kind, then (if asked) activate the highest version synced, as storybench's
     sync does. ``versions=None`` with ``latest_only`` false is the full listing."""
-    from .ops.sync import sync_versions
+    from ..ops.sync import sync_versions
 
     outcomes = []
     async with _stack(state, kinds) as views:
@@ -458,7 +458,7 @@ def watch(state: _State, interval: float, kind: str) -> None:
     """
     import datetime
 
-    from .ops.watch import MirrorWatcher, WatchedKind
+    from ..ops.watch import MirrorWatcher, WatchedKind
 
     kinds = _kinds(kind)
 
@@ -476,7 +476,7 @@ def watch(state: _State, interval: float, kind: str) -> None:
             )
             async with anyio.create_task_group() as tg:
                 if state.settings.realtime != "off" and state.settings.directus_token:
-                    from .sources.realtime import RealtimeChannel
+                    from ..sources.realtime import RealtimeChannel
 
                     channel = RealtimeChannel(
                         views[0][1].url,
@@ -512,7 +512,7 @@ def watch(state: _State, interval: float, kind: str) -> None:
 @click.pass_obj
 def versions(state: _State, as_json: bool, kind: str) -> None:
     """Published versions in Directus beside what the mirror holds."""
-    from .ops.checks import compare_versions
+    from ..ops.checks import compare_versions
 
     kinds = _kinds(kind)
 
@@ -571,7 +571,7 @@ def versions(state: _State, as_json: bool, kind: str) -> None:
 
 
 def _print_readable(state: _State, content: VersionedContent) -> None:
-    from .content.models import EvaluationSet, PromptSet
+    from ..content.models import EvaluationSet, PromptSet
 
     p = content.provenance
     noun = "Evaluation set" if isinstance(content, EvaluationSet) else "Prompt set"
@@ -653,7 +653,7 @@ def get(
             async with _source(state).for_kind(content_kind) as source:
                 served = await (source.latest() if number is None else source.get(number))
                 return served
-        from ._settings import build_repository
+        from .._settings import build_repository
 
         async with build_repository(state.settings) as prompts:
             repo: Any = prompts.evaluations if content_kind is EVALUATION_SETS else prompts
@@ -675,7 +675,7 @@ def get(
 def check(state: _State) -> None:
     """Directus, token, schema, mirror and freshness, for both kinds, and the realtime
     channel: one line per check."""
-    from .ops.checks import check_realtime, run_checks
+    from ..ops.checks import check_realtime, run_checks
 
     async def run() -> Any:
         async with _stack(state, [PROMPT_SETS, EVALUATION_SETS]) as views:
