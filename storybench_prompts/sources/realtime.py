@@ -52,6 +52,7 @@ from httpx_ws import (
 from pydantic import SecretStr
 
 from .._exceptions import ConfigurationError
+from .retry import backoff
 
 __all__ = [
     "ChangeCallback",
@@ -128,8 +129,7 @@ class RealtimeTiming:
     ping_timeout: float = 10.0
 
     def backoff(self, attempt: int, rand: Callable[[], float]) -> float:
-        ceiling = min(self.backoff_max, self.backoff_initial * 2 ** min(attempt, 32))
-        return float(ceiling * rand())
+        return backoff(attempt, initial=self.backoff_initial, maximum=self.backoff_max, rand=rand)
 
 
 class _Ended(Exception):

@@ -29,12 +29,32 @@ __all__ = [
     "DEFAULT_RETRY",
     "NO_RETRY",
     "RetryPolicy",
+    "backoff",
     "call_with_retries",
 ]
 
 T = TypeVar("T")
 
 RETRIED_STATUSES = frozenset({502, 503, 504})
+
+
+def backoff(
+    attempt: int,
+    *,
+    initial: float,
+    maximum: float,
+    rand: Callable[[], float],
+    jitter: float = 1.0,
+) -> float:
+    """Seconds to wait after ``attempt`` failures (0 for the first retry): exponential from
+    ``initial`` up to ``maximum``, jittered.
+
+    ``jitter`` is the share of the wait that is random: 1.0 is full jitter (anywhere from 0 to
+    the ceiling), 0.5 keeps the wait in the ceiling's upper half, 0.0 none. The one backoff of
+    the package: Directus retries, recovery probes and realtime reconnects all use it.
+    """
+    ceiling = min(maximum, initial * 2 ** min(attempt, 32))
+    return float(ceiling * (1.0 - jitter + jitter * rand()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +88,9 @@ class RetryPolicy:
         hint = getattr(exc, "retry_after", None)
         if isinstance(hint, int | float) and hint >= 0:
             return min(float(hint), self.max_retry_after)
-        ceiling = min(self.max_backoff, self.initial_backoff * (2 ** (attempt - 1)))
-        return float(ceiling * rand())
+        return backoff(
+            attempt - 1, initial=self.initial_backoff, maximum=self.max_backoff, rand=rand
+        )
 
 
 DEFAULT_RETRY = RetryPolicy()
