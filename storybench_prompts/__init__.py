@@ -19,6 +19,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._compose import build_mirror, build_repository, build_source
+    from ._events import OriginState, OriginStatus
     from ._exceptions import (
         ConfigurationError,
         ContentChangedError,
@@ -44,9 +46,11 @@ if TYPE_CHECKING:
         SourceUnavailableError,
         StorybenchPromptsError,
     )
-    from ._settings import Settings, build_mirror, build_repository, build_source
-    from .cache.engine import CachePolicy, CachingRepository, Drift
-    from .cache.outage import OriginState, OriginStatus, Stats
+    from ._settings import Settings
+    from .cache.drift import Drift
+    from .cache.engine import CachingRepository
+    from .cache.policy import CachePolicy
+    from .cache.stats import Stats
     from .compat.storybench.client import DirectusClient
     from .content.convert import (
         convert_evaluation_version,
@@ -74,11 +78,12 @@ if TYPE_CHECKING:
         VersionInfo,
         compute_config_hash,
     )
+    from .mirrors.base import PromptMirror, SaveOutcome
     from .mirrors.file import FileMirror
     from .mirrors.memory import InMemoryMirror
     from .mirrors.mongo import MongoMirror
     from .ops.sync import SyncResult, sync_versions
-    from .sources.base import PromptMirror, PromptRepository, SaveOutcome
+    from .sources.base import PromptRepository
     from .sources.directus import DirectusSource, DirectusTimeouts
     from .sources.retry import RetryPolicy
 
@@ -90,7 +95,9 @@ __version__ = "0.2.0"
 
 # name -> the module that defines it (imported on first access).
 _WHERE: dict[str, str] = {
-    **dict.fromkeys(["CachePolicy", "CachingRepository", "Drift"], "cache.engine"),
+    "CachePolicy": "cache.policy",
+    "CachingRepository": "cache.engine",
+    "Drift": "cache.drift",
     **dict.fromkeys(
         [
             "convert_evaluation_version",
@@ -132,7 +139,8 @@ _WHERE: dict[str, str] = {
         "_exceptions",
     ),
     "FileMirror": "mirrors.file",
-    **dict.fromkeys(["OriginState", "OriginStatus", "Stats"], "cache.outage"),
+    **dict.fromkeys(["OriginState", "OriginStatus"], "_events"),
+    "Stats": "cache.stats",
     **dict.fromkeys(["EVALUATION_SETS", "PROMPT_SETS", "ContentKind"], "content.kinds"),
     "InMemoryMirror": "mirrors.memory",
     **dict.fromkeys(
@@ -156,9 +164,11 @@ _WHERE: dict[str, str] = {
         "content.models",
     ),
     "MongoMirror": "mirrors.mongo",
-    **dict.fromkeys(["PromptMirror", "PromptRepository", "SaveOutcome"], "sources.base"),
+    **dict.fromkeys(["PromptMirror", "SaveOutcome"], "mirrors.base"),
+    "PromptRepository": "sources.base",
     "RetryPolicy": "sources.retry",
-    **dict.fromkeys(["Settings", "build_mirror", "build_repository", "build_source"], "_settings"),
+    "Settings": "_settings",
+    **dict.fromkeys(["build_mirror", "build_repository", "build_source"], "_compose"),
     "DirectusClient": "compat.storybench.client",
     **dict.fromkeys(["SyncResult", "sync_versions"], "ops.sync"),
 }

@@ -16,10 +16,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
-
-if TYPE_CHECKING:
-    from .cache.outage import OriginState, OriginStatus
+from enum import StrEnum
+from typing import Literal, Protocol, TypeAlias
 
 __all__ = [
     "ChannelChanged",
@@ -31,6 +29,8 @@ __all__ = [
     "MirrorWritten",
     "OriginAttempt",
     "OriginFetched",
+    "OriginState",
+    "OriginStatus",
     "Served",
     "StateChanged",
 ]
@@ -39,7 +39,27 @@ logger = logging.getLogger("storybench_prompts.hooks")
 
 Source = Literal["cache", "directus", "mirror"]
 How = Literal["fresh", "stale", "hedged", "failover"]
+Rule = Literal["hit", "stale", "origin", "hedge", "first_failure", "outage", "after_error"]
 Via = Literal["realtime", "refresh", "sync"]
+
+
+class OriginState(StrEnum):
+    INITIALIZING = "initializing"
+    VALID = "valid"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class OriginStatus:
+    """Directus as the cache sees it: its state, since when, and its last failure."""
+
+    state: OriginState
+    since: float
+    """Wall-clock seconds when the current state began."""
+    last_error: str | None = None
+    last_error_kind: str | None = None
+    last_success_at: float | None = None
+    auth_failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +69,10 @@ class Served:
     ``version`` is what was asked (None: the latest); ``served_version`` what was served.
     ``how``: ``fresh`` from Directus or a current entry, ``stale`` past its TTL, ``hedged``
     the mirror because Directus was slow, ``failover`` a copy because Directus failed.
+    ``rule`` names the row of the decision table that answered (``docs/architecture.md``):
+    ``stale`` (served while refreshed), ``origin``, ``hedge``, ``first_failure`` (a copy at
+    Directus's first failed attempt), ``outage`` (Directus known to be failing) or
+    ``after_error`` (every attempt failed); ``hit`` for a cache hit the hit path did not count.
     """
 
     kind: str
@@ -56,6 +80,7 @@ class Served:
     served_version: int
     source: Source
     how: How
+    rule: Rule
     duration: float
 
 
@@ -88,11 +113,15 @@ class OriginAttempt:
 class OriginFetched:
     """One whole fetch from Directus (all its attempts): what a trace span describes.
 
-    ``started_at`` is wall-clock seconds; ``outcome`` ``ok``, ``not_found`` or ``error``.
+    ``trigger``: ``caller`` (someone waits for it) or ``refresh`` (in the background);
+    ``probe``: a single-attempt recovery probe during an outage. ``started_at`` is
+    wall-clock seconds; ``outcome`` ``ok``, ``not_found`` or ``error``.
     """
 
     kind: str
     version: int | None
+    trigger: Literal["caller", "refresh"]
+    probe: bool
     outcome: Literal["ok", "not_found", "error"]
     attempts: int
     error_kind: str | None

@@ -1,18 +1,12 @@
-"""Settings from the environment (and a ``.env`` file), and the one place the stack is built.
+"""Settings from the environment (and a ``.env`` file); ``docs/configuration.md`` lists each.
 
-``build_repository()`` composes Directus, the cache, and the MongoDB mirror when
-``MONGODB_URI`` is set, else the file mirror, once per content kind (prompt sets, and
-evaluation sets as ``.evaluations``), sharing one Directus client, one MongoDB client and one
-view of Directus's health. ``docs/configuration.md`` lists every setting.
-
-The Directus and MongoDB modules are imported only when a stack that uses them is built, so a
-mirror-only process never loads an HTTP client or a database driver it does not need.
+Read by hand rather than with pydantic-settings (most of a mirror-only start-up): each field
+names its variable, and a malformed value is reported under that variable's name.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,18 +33,13 @@ from ._defaults import (
     DEFAULT_STALE_IF_ERROR,
     DEFAULT_SYNC_CONCURRENCY,
 )
-from ._exceptions import ConfigurationError
 from ._redact import redact_uri
-from .content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
-from .content.models import EvaluationSet, PromptSet
-from .mirrors.file import FileMirror, default_mirror_dir
-from .sources.base import PromptMirror
+from .mirrors.file import default_mirror_dir
 
 if TYPE_CHECKING:
-    from .cache.engine import CachePolicy, CachingRepository
-    from .sources.directus import DirectusSource
+    from .cache.policy import CachePolicy
 
-__all__ = ["Settings", "build_mirror", "build_repository", "build_source"]
+__all__ = ["Settings"]
 
 PREFIX = "STORYBENCH_PROMPTS_"
 
@@ -215,7 +204,7 @@ class Settings(BaseModel):
         return self.mirror_dir.expanduser() if self.mirror_dir else default_mirror_dir()
 
     def cache_policy(self) -> CachePolicy:
-        from .cache.engine import CachePolicy
+        from .cache.policy import CachePolicy
 
         return CachePolicy(
             pinned_ttl=self.pinned_ttl,
@@ -231,102 +220,3 @@ class Settings(BaseModel):
             probe_initial=self.probe_initial,
             probe_max=self.probe_max,
         )
-
-
-def build_source(settings: Settings | None = None) -> DirectusSource[PromptSet]:
-    """The Directus source for prompt sets (``.for_kind(EVALUATION_SETS)`` for the other)."""
-    from .sources.directus import DirectusSource, DirectusTimeouts
-    from .sources.retry import RetryPolicy
-
-    settings = settings or Settings()
-    if not settings.directus_url:
-        raise ConfigurationError("Directus URL missing: set DIRECTUS_URL")
-    if settings.directus_token is None:
-        raise ConfigurationError("Directus token missing: set DIRECTUS_TOKEN")
-    return DirectusSource(
-        settings.directus_url,
-        settings.directus_token,
-        kind=PROMPT_SETS,
-        timeouts=DirectusTimeouts(
-            connect=settings.directus_connect_timeout, read=settings.directus_read_timeout
-        ),
-        retry=RetryPolicy(
-            max_attempts=settings.directus_max_attempts, deadline=settings.directus_retry_deadline
-        ),
-        max_response_bytes=settings.directus_max_response_bytes,
-    )
-
-
-def build_mirror(
-    settings: Settings | None = None, kind: ContentKind[Any] = PROMPT_SETS
-) -> PromptMirror[Any]:
-    """The MongoDB mirror when ``MONGODB_URI`` is set, else the file mirror (for ``kind``)."""
-    settings = settings or Settings()
-    if settings.mongodb_uri is not None and settings.mongodb_uri.get_secret_value():
-        from .mirrors.mongo import MongoMirror
-
-        mongo: PromptMirror[Any] = MongoMirror(
-            settings.mongodb_uri.get_secret_value(),
-            kind=kind,
-            database_name=settings.mongodb_database,
-            server_selection_timeout=settings.mongodb_server_selection_timeout,
-            socket_timeout=settings.mongodb_socket_timeout,
-        )
-        return mongo
-    return FileMirror(settings.resolved_mirror_dir(), kind=kind)
-
-
-def build_repository(settings: Settings | None = None) -> CachingRepository[PromptSet]:
-    """The whole stack from settings: Directus, cache and mirror for prompt sets, and the
-    same for evaluation sets as ``.evaluations``.
-
-    Use it as ``async with build_repository() as prompts: await prompts.latest()``.
-    """
-    from .cache.engine import CachingRepository
-    from .cache.outage import OriginHealth, ProbeSchedule
-
-    settings = settings or Settings()
-    policy = settings.cache_policy()
-    # Builds no connection yet, so nothing leaks if building the source fails next.
-    mirror = build_mirror(settings)
-    source = build_source(settings)
-    # One Directus behind both kinds: one view of its health, one probe schedule.
-    health = OriginHealth(source.name)
-    probes = ProbeSchedule(time.monotonic, initial=policy.probe_initial, maximum=policy.probe_max)
-    evaluations: CachingRepository[EvaluationSet] = CachingRepository(
-        source.for_kind(EVALUATION_SETS),
-        _sibling(mirror, EVALUATION_SETS),
-        policy=policy,
-        kind=EVALUATION_SETS,
-        health=health,
-        probes=probes,
-    )
-    repository: CachingRepository[PromptSet] = CachingRepository(
-        source,
-        mirror,
-        policy=policy,
-        kind=PROMPT_SETS,
-        evaluations=evaluations,
-        health=health,
-        probes=probes,
-    )
-    if settings.realtime != "off" and settings.directus_token is not None:
-        from .sources.realtime import RealtimeChannel
-
-        repository.attach_channel(
-            RealtimeChannel(
-                source.url,
-                settings.directus_token,
-                [*PROMPT_SETS.related_collections, *EVALUATION_SETS.related_collections],
-                on_change=lambda collection, _event, _ids: repository.content_changed(collection),
-                # After every (re)connect: changes made while it was down are not lost.
-                on_connected=lambda: repository.content_changed(None),
-                mode=settings.realtime,
-            )
-        )
-    return repository
-
-
-def _sibling(mirror: PromptMirror[Any], kind: ContentKind[Any]) -> PromptMirror[Any]:
-    sibling: PromptMirror[Any] = mirror.for_kind(kind)  # type: ignore[attr-defined]
-    return sibling

@@ -1,13 +1,14 @@
-"""Counters and origin health for the caching repository.
+"""Whether Directus is failing, and who may ask it while it is: the outage gate.
 
-Health follows the data-source status model: ``initializing`` until the origin first answers,
-``valid`` while it answers, ``interrupted`` from the first failed attempt until the next answer.
-An outage is logged once when it starts (WARNING; ERROR for authentication failures, which need
-a person) and once when it ends (INFO), not once per call.
+Health follows the data-source status model: ``initializing`` until Directus first answers,
+``valid`` while it answers, ``interrupted`` from the first failed attempt until the next
+answer. Each transition is logged once (WARNING when an outage starts, ERROR for a rejected
+token, which needs a person; INFO when it ends) and emitted once as a ``StateChanged`` event.
 
-While interrupted, callers are served from cache and mirror and the origin is asked only by
-one *probe* at a time, spaced by exponential backoff with jitter (:class:`ProbeSchedule`), so
-many callers over many keys cause one request per probe interval, not one each.
+While interrupted, callers are served from cache and mirror and Directus is asked only by one
+*probe* at a time, spaced by exponential backoff with jitter, so many callers over many keys
+cost one request per probe interval. A probe slot is taken and released in one place: the
+:class:`ProbeSlot` context manager. One gate serves every kind of a stack (one Directus).
 """
 
 from __future__ import annotations
@@ -15,94 +16,45 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from enum import StrEnum
+from types import TracebackType
 
 from .._defaults import DEFAULT_PROBE_INITIAL, DEFAULT_PROBE_MAX
+from .._events import Event, OriginState, OriginStatus, StateChanged
 from .._exceptions import DirectusAuthenticationError
+from ..sources.retry import backoff
 
-__all__ = [
-    "DEFAULT_PROBE_INITIAL",
-    "DEFAULT_PROBE_MAX",
-    "OriginHealth",
-    "OriginState",
-    "OriginStatus",
-    "ProbeSchedule",
-    "Stats",
-]
+__all__ = ["OriginHealth", "OutageGate", "ProbeSchedule", "ProbeSlot"]
 
-
-logger = logging.getLogger(__name__)
-
-
-class OriginState(StrEnum):
-    INITIALIZING = "initializing"
-    VALID = "valid"
-    INTERRUPTED = "interrupted"
-
-
-@dataclass(frozen=True, slots=True)
-class OriginStatus:
-    state: OriginState
-    since: float
-    """Wall-clock seconds when the current state began."""
-    last_error: str | None = None
-    last_error_kind: str | None = None
-    last_success_at: float | None = None
-    auth_failed: bool = False
-
-
-@dataclass(slots=True)
-class Stats:
-    """Counters since the repository was built. ``stats()`` hands out copies."""
-
-    hits: int = 0
-    misses: int = 0
-    stale_serves: int = 0
-    hedged_serves: int = 0
-    mirror_fallbacks: int = 0
-    not_found_hits: int = 0
-    background_refreshes: int = 0
-    failovers: int = 0
-    """Calls answered from cache or mirror because Directus was failing."""
-    probes: int = 0
-    mirror_writes: int = 0
-    mirror_write_errors: int = 0
-    withdrawals: int = 0
-    drifts: int = 0
-    """Versions whose content changed in Directus under the same version number."""
-    origin_requests: int = 0
-    origin_errors: Counter[str] = field(default_factory=Counter)
-    origin_latency_total: float = 0.0
-    origin_latency_max: float = 0.0
-    origin_latency_last: float | None = None
-
-    @property
-    def origin_latency_mean(self) -> float | None:
-        ok = self.origin_requests - sum(self.origin_errors.values())
-        return self.origin_latency_total / ok if ok > 0 else None
-
-    def copy(self) -> Stats:
-        clone = Stats(**{f.name: getattr(self, f.name) for f in fields(self)})
-        clone.origin_errors = Counter(self.origin_errors)
-        return clone
-
-    def as_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["origin_errors"] = dict(self.origin_errors)
-        out["origin_latency_mean"] = self.origin_latency_mean
-        return out
+logger = logging.getLogger("storybench_prompts.outage")
 
 
 class OriginHealth:
-    def __init__(self, name: str, wall_clock: Callable[[], float] = time.time) -> None:
+    """The origin's status, moved by answers and failures; logs and emits each transition."""
+
+    def __init__(
+        self,
+        name: str,
+        wall_clock: Callable[[], float] = time.time,
+        emit: Callable[[Event], None] | None = None,
+    ) -> None:
         self._name = name
         self._wall = wall_clock
+        self._emit = emit
         self.status = OriginStatus(state=OriginState.INITIALIZING, since=wall_clock())
         self.last_exception: BaseException | None = None
         """The latest failure itself (the cause given to callers refused during an outage)."""
+
+    def _moved(self, previous: OriginStatus) -> None:
+        if self._emit is not None and previous.state is not self.status.state:
+            self._emit(
+                StateChanged(
+                    old=previous.state,
+                    new=self.status.state,
+                    error_kind=self.status.last_error_kind,
+                    status=self.status,
+                )
+            )
 
     def succeeded(self) -> None:
         now = self._wall()
@@ -121,6 +73,7 @@ class OriginHealth:
                 last_error=previous.last_error,
                 last_error_kind=previous.last_error_kind,
             )
+        self._moved(previous)
 
     def failed(self, exc: BaseException) -> None:
         now = self._wall()
@@ -145,13 +98,14 @@ class OriginHealth:
             last_success_at=previous.last_success_at,
             auth_failed=auth,
         )
+        self._moved(previous)
 
 
 class ProbeSchedule:
     """When the next recovery probe may start while the origin is failing.
 
     One probe at a time; after each failure the next is due after a wait that doubles from
-    ``initial`` up to ``maximum``, with full jitter in its upper half (so processes that failed
+    ``initial`` up to ``maximum``, jittered in its upper half (so processes that failed
     together do not probe together). ``clock`` is monotonic seconds, the cache's clock.
     """
 
@@ -173,9 +127,15 @@ class ProbeSchedule:
 
     def failed(self) -> None:
         """An attempt failed: the next probe waits longer."""
-        ceiling = min(self._maximum, self._initial * (2**self._failures))
+        wait = backoff(
+            self._failures,
+            initial=self._initial,
+            maximum=self._maximum,
+            rand=self._rand,
+            jitter=0.5,
+        )
         self._failures += 1
-        self._due = self._clock() + ceiling * (0.5 + 0.5 * self._rand())
+        self._due = self._clock() + wait
 
     def succeeded(self) -> None:
         self._failures = 0
@@ -194,3 +154,58 @@ class ProbeSchedule:
     @property
     def due_at(self) -> float:
         return self._due
+
+
+class ProbeSlot:
+    """The one probe allowed now; leaving the ``with`` block releases it."""
+
+    __slots__ = ("_schedule",)
+
+    def __init__(self, schedule: ProbeSchedule) -> None:
+        self._schedule = schedule
+
+    def __enter__(self) -> ProbeSlot:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._schedule.release()
+
+
+class OutageGate:
+    """Directus's health and the probe schedule, behind the questions the cache asks."""
+
+    def __init__(self, health: OriginHealth, schedule: ProbeSchedule) -> None:
+        self.health = health
+        self.schedule = schedule
+
+    @property
+    def status(self) -> OriginStatus:
+        return self.health.status
+
+    @property
+    def failing(self) -> bool:
+        return self.health.status.state is OriginState.INTERRUPTED
+
+    @property
+    def last_exception(self) -> BaseException | None:
+        return self.health.last_exception
+
+    def probe(self) -> ProbeSlot | None:
+        """The probe slot when a probe may start now (release it with ``with``), else None."""
+        return ProbeSlot(self.schedule) if self.schedule.take() else None
+
+    def failed(self, exc: BaseException) -> None:
+        self.health.failed(exc)
+        self.schedule.failed()
+
+    def answered(self) -> None:
+        self.health.succeeded()
+        self.schedule.succeeded()
+
+    def next_probe_in(self, now: float) -> float:
+        return max(0.0, self.schedule.due_at - now)

@@ -36,8 +36,8 @@ from ..content.kinds import EVALUATION_SETS, KINDS, PROMPT_SETS, ContentKind
 if TYPE_CHECKING:
     from .._settings import Settings
     from ..content.models import VersionedContent
+    from ..mirrors.base import PromptMirror
     from ..ops.sync import SyncResult
-    from ..sources.base import PromptMirror
     from ..sources.directus import DirectusSource
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE", "cli", "main"]
@@ -214,7 +214,7 @@ def cli(
 
 
 def _source(state: _State) -> DirectusSource[Any]:
-    from .._settings import build_source
+    from .._compose import build_source
 
     try:
         return build_source(state.settings)
@@ -223,7 +223,7 @@ def _source(state: _State) -> DirectusSource[Any]:
 
 
 def _mirror(state: _State, kind: ContentKind[Any] = PROMPT_SETS) -> PromptMirror[Any]:
-    from .._settings import build_mirror
+    from .._compose import build_mirror
 
     try:
         return build_mirror(state.settings, kind)
@@ -653,7 +653,7 @@ def get(
             async with _source(state).for_kind(content_kind) as source:
                 served = await (source.latest() if number is None else source.get(number))
                 return served
-        from .._settings import build_repository
+        from .._compose import build_repository
 
         async with build_repository(state.settings) as prompts:
             repo: Any = prompts.evaluations if content_kind is EVALUATION_SETS else prompts

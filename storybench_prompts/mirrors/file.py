@@ -56,7 +56,7 @@ from .._exceptions import (
 from ..content.convert import ensure_valid
 from ..content.kinds import PROMPT_SETS, ContentKind
 from ..content.models import PromptSet, Provenance, VersionedContent, VersionInfo
-from ..sources.base import SaveOutcome
+from .base import SaveOutcome
 
 __all__ = ["FileMirror", "default_mirror_dir"]
 

@@ -16,7 +16,7 @@ from .._exceptions import PromptSetNotFoundError
 from ..content.convert import ensure_valid
 from ..content.kinds import PROMPT_SETS, ContentKind
 from ..content.models import PromptSet, Provenance, VersionedContent, VersionInfo
-from ..sources.base import SaveOutcome
+from .base import SaveOutcome
 
 __all__ = ["InMemoryMirror"]
 

@@ -106,7 +106,7 @@ from .._redact import redact_uri
 from ..content.convert import ensure_valid
 from ..content.kinds import PROMPT_SETS, ContentKind
 from ..content.models import PromptSet, Provenance, VersionedContent, VersionInfo
-from ..sources.base import SaveOutcome
+from .base import SaveOutcome
 
 __all__ = [
     "DEFAULT_DATABASE",

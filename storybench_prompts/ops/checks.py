@@ -14,7 +14,8 @@ import anyio
 from .._exceptions import DirectusForbiddenError, StorybenchPromptsError
 from ..content.kinds import ContentKind
 from ..content.models import VersionedContent, VersionInfo
-from ..sources.base import PromptMirror, PromptRepository
+from ..mirrors.base import PromptMirror
+from ..sources.base import PromptRepository
 from ..sources.directus import DirectusSource
 
 __all__ = [

@@ -16,7 +16,8 @@ from .._exceptions import (
     StorybenchPromptsError,
 )
 from ..content.models import VersionedContent
-from ..sources.base import PromptMirror, PromptRepository
+from ..mirrors.base import PromptMirror
+from ..sources.base import PromptRepository
 
 __all__ = ["DEFAULT_SYNC_CONCURRENCY", "SyncOutcome", "SyncResult", "sync_versions"]
 

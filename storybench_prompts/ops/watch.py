@@ -22,7 +22,8 @@ import anyio
 
 from .._exceptions import StorybenchPromptsError
 from ..content.kinds import ContentKind
-from ..sources.base import PromptMirror, PromptRepository
+from ..mirrors.base import PromptMirror
+from ..sources.base import PromptRepository
 from .sync import SyncResult, sync_versions
 
 __all__ = ["DEFAULT_WATCH_INTERVAL", "MirrorWatcher", "WatchedKind"]

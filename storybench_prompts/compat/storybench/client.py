@@ -40,6 +40,7 @@ from pydantic import (
     ValidationError,
 )
 
+from ..._compose import build_repository, build_source
 from ..._exceptions import (
     ConfigurationError,
     DirectusAuthenticationError,
@@ -53,7 +54,7 @@ from ..._exceptions import (
     PromptSetUnavailableError,
     StorybenchPromptsError,
 )
-from ..._settings import Settings, build_repository, build_source
+from ..._settings import Settings
 from ...cache.engine import CachingRepository
 from ...content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
 from ...content.models import (

@@ -1,0 +1,164 @@
+"""The one place the stack is built from settings.
+
+``build_stack()`` composes Directus, the cache, and the MongoDB mirror when ``MONGODB_URI`` is
+set, else the file mirror, once per content kind (prompt sets, evaluation sets), sharing one
+Directus client, one MongoDB client, one outage gate and one realtime channel.
+``build_repository()`` is its prompt-set repository, with the other kind as ``.evaluations``.
+
+The Directus and MongoDB modules are imported only when a stack that uses them is built, so a
+mirror-only process never loads an HTTP client or a database driver it does not need.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from ._exceptions import ConfigurationError
+from ._settings import Settings
+from .content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
+from .content.models import EvaluationSet, PromptSet
+from .mirrors.base import PromptMirror
+from .mirrors.file import FileMirror
+
+if TYPE_CHECKING:
+    from ._events import OriginStatus
+    from .cache.engine import CachingRepository
+    from .cache.stack import Stack
+    from .sources.directus import DirectusSource
+
+__all__ = ["DirectusStack", "build_mirror", "build_repository", "build_source", "build_stack"]
+
+
+def build_source(settings: Settings | None = None) -> DirectusSource[PromptSet]:
+    """The Directus source for prompt sets (``.for_kind(EVALUATION_SETS)`` for the other)."""
+    from .sources.directus import DirectusSource, DirectusTimeouts
+    from .sources.retry import RetryPolicy
+
+    settings = settings or Settings()
+    if not settings.directus_url:
+        raise ConfigurationError("Directus URL missing: set DIRECTUS_URL")
+    if settings.directus_token is None:
+        raise ConfigurationError("Directus token missing: set DIRECTUS_TOKEN")
+    return DirectusSource(
+        settings.directus_url,
+        settings.directus_token,
+        kind=PROMPT_SETS,
+        timeouts=DirectusTimeouts(
+            connect=settings.directus_connect_timeout, read=settings.directus_read_timeout
+        ),
+        retry=RetryPolicy(
+            max_attempts=settings.directus_max_attempts, deadline=settings.directus_retry_deadline
+        ),
+        max_response_bytes=settings.directus_max_response_bytes,
+    )
+
+
+def build_mirror(
+    settings: Settings | None = None, kind: ContentKind[Any] = PROMPT_SETS
+) -> PromptMirror[Any]:
+    """The MongoDB mirror when ``MONGODB_URI`` is set, else the file mirror (for ``kind``)."""
+    settings = settings or Settings()
+    if settings.mongodb_uri is not None and settings.mongodb_uri.get_secret_value():
+        from .mirrors.mongo import MongoMirror
+
+        mongo: PromptMirror[Any] = MongoMirror(
+            settings.mongodb_uri.get_secret_value(),
+            kind=kind,
+            database_name=settings.mongodb_database,
+            server_selection_timeout=settings.mongodb_server_selection_timeout,
+            socket_timeout=settings.mongodb_socket_timeout,
+        )
+        return mongo
+    return FileMirror(settings.resolved_mirror_dir(), kind=kind)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectusStack:
+    """Both kinds over one Directus, as ``build_stack()`` composes them.
+
+    ``async with`` enters the shared stack (entering ``prompts`` does the same); ``source`` is
+    the Directus source, for what goes to Directus itself (a connection test, a raw request).
+    """
+
+    stack: Stack
+    source: DirectusSource[PromptSet]
+    prompts: CachingRepository[PromptSet]
+    evaluations: CachingRepository[EvaluationSet]
+
+    def status(self) -> OriginStatus:
+        return self.stack.status()
+
+    async def __aenter__(self) -> Self:
+        await self.stack.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stack.__aexit__(exc_type, exc, tb)
+
+
+def build_stack(settings: Settings | None = None) -> DirectusStack:
+    """Directus, cache and mirror for both kinds, sharing one gate, channel and lifecycle."""
+    from ._events import Hooks
+    from .cache.engine import CachingRepository
+    from .cache.outage import OriginHealth, OutageGate, ProbeSchedule
+    from .cache.stack import Stack
+
+    settings = settings or Settings()
+    policy = settings.cache_policy()
+    # Builds no connection yet, so nothing leaks if building the source fails next.
+    mirror = build_mirror(settings)
+    source = build_source(settings)
+    hooks = Hooks()
+    gate = OutageGate(
+        OriginHealth(source.name, emit=hooks.emit),
+        ProbeSchedule(time.monotonic, initial=policy.probe_initial, maximum=policy.probe_max),
+    )
+    stack = Stack(gate, hooks=hooks)
+    evaluations: CachingRepository[EvaluationSet] = CachingRepository(
+        source.for_kind(EVALUATION_SETS),
+        _sibling(mirror, EVALUATION_SETS),
+        policy=policy,
+        kind=EVALUATION_SETS,
+        stack=stack,
+    )
+    prompts: CachingRepository[PromptSet] = CachingRepository(
+        source, mirror, policy=policy, kind=PROMPT_SETS, stack=stack
+    )
+    prompts.evaluations = evaluations
+    if settings.realtime != "off" and settings.directus_token is not None:
+        from .sources.realtime import RealtimeChannel
+
+        stack.attach_channel(
+            RealtimeChannel(
+                source.url,
+                settings.directus_token,
+                [*PROMPT_SETS.related_collections, *EVALUATION_SETS.related_collections],
+                on_change=lambda collection, _event, _ids: stack.content_changed(collection),
+                # After every (re)connect: changes made while it was down are not lost.
+                on_connected=lambda: stack.content_changed(None),
+                mode=settings.realtime,
+            )
+        )
+    return DirectusStack(stack, source, prompts, evaluations)
+
+
+def build_repository(settings: Settings | None = None) -> CachingRepository[PromptSet]:
+    """The whole stack from settings: Directus, cache and mirror for prompt sets, and the
+    same for evaluation sets as ``.evaluations``.
+
+    Use it as ``async with build_repository() as prompts: await prompts.latest()``.
+    """
+    return build_stack(settings).prompts
+
+
+def _sibling(mirror: PromptMirror[Any], kind: ContentKind[Any]) -> PromptMirror[Any]:
+    sibling: PromptMirror[Any] = mirror.for_kind(kind)  # type: ignore[attr-defined]
+    return sibling

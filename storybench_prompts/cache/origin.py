@@ -1,0 +1,263 @@
+"""Fetches from Directus for one kind, and what each answer does to the cache.
+
+One shared fetch per key (single-flight) runs in the stack's task group, so a caller that
+gives up leaves it running for the others. Each failed attempt is reported to its flight (the
+read path serves a copy at the first one) and to the outage gate. An answer is stored, clears
+"not found" and withdrawals for its version, is checked for drift, and is written to the
+mirror in the background; "not found" withdraws the version everywhere; a latest lower than
+versions held withdraws those. A change event that arrives during a fetch makes it fetch
+again once it has landed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from typing import Generic, Literal, TypeVar, cast
+
+from .._events import Event, OriginFetched, Via
+from .._exceptions import InvalidPromptSetError, PromptSetNotFoundError, SourceUnavailableError
+from ..content.kinds import ContentKind
+from ..content.models import Provenance, VersionedContent
+from ..mirrors.base import PromptMirror
+from ..ops.sync import SyncResult, sync_versions
+from ..sources.attempts import observing_attempts
+from ..sources.base import PromptRepository
+from .changes import ChangeTracker
+from .drift import DriftLog
+from .entries import LATEST, EntryTable, Key
+from .mirror_io import MirrorIO
+from .outage import OutageGate, ProbeSlot
+from .policy import CachePolicy
+from .singleflight import Flight, SingleFlight
+from .stack import Stack
+from .withdrawals import WithdrawalLedger
+
+__all__ = ["OriginFetches"]
+
+C = TypeVar("C", bound=VersionedContent)
+
+Trigger = Literal["caller", "refresh"]
+
+
+class OriginFetches(Generic[C]):
+    def __init__(
+        self,
+        origin: PromptRepository[C],
+        *,
+        kind: ContentKind[C],
+        policy: CachePolicy,
+        clock: Callable[[], float],
+        entries: EntryTable[C],
+        ledger: WithdrawalLedger[C],
+        mirror: MirrorIO[C] | None,
+        drift: DriftLog,
+        changes: ChangeTracker,
+        stack: Stack,
+        emit: Callable[[Event], None],
+    ) -> None:
+        self._origin = origin
+        self._kind = kind
+        self._policy = policy
+        self._clock = clock
+        self._entries = entries
+        self._ledger = ledger
+        self._mirror = mirror
+        self._drift = drift
+        self._changes = changes
+        self._stack = stack
+        self._gate: OutageGate = stack.gate
+        self._emit = emit
+        self._flights: SingleFlight[Key, C] = SingleFlight()
+
+    def in_flight(self, key: Key) -> bool:
+        return self._flights.in_flight(key)
+
+    def join(
+        self,
+        key: Key,
+        *,
+        trigger: Trigger = "caller",
+        slot: ProbeSlot | None = None,
+        via: Via = "refresh",
+    ) -> Flight[C]:
+        """The shared fetch of ``key``: the running one, or a new one (a probe: ``slot``)."""
+        if slot is not None and self._flights.in_flight(key):
+            with slot:  # someone else is already asking; give the slot back
+                pass
+        return self._flights.join(
+            key, lambda f: self._fetch(f, key, trigger, slot, via), self._stack.task_group
+        )
+
+    def refresh_in_background(self, key: Key, *, via: Via = "refresh") -> None:
+        """Fetch ``key`` again for nobody in particular; during an outage only as a due probe,
+        so stale entries cannot storm a server known to be down."""
+        if self._flights.in_flight(key):
+            return
+        slot = None
+        if self._gate.failing:
+            slot = self._gate.probe()
+            if slot is None:
+                return
+        self.join(key, trigger="refresh", slot=slot, via=via)
+
+    # -- one fetch -------------------------------------------------------------------------
+
+    async def _fetch(
+        self, flight: Flight[C], key: Key, trigger: Trigger, slot: ProbeSlot | None, via: Via
+    ) -> C:
+        generation = self._changes.generation
+        started = self._clock()
+        started_wall = time.time()
+        attempts = [1]
+
+        def on_failed(exc: BaseException) -> None:
+            attempts[0] += 1
+            flight.report_failed_attempt(exc)
+            self._gate.failed(exc)
+
+        def fetched(outcome: Literal["ok", "not_found", "error"], error: str | None) -> None:
+            self._emit(
+                OriginFetched(
+                    self._kind.name,
+                    None if key == LATEST else int(key),
+                    trigger,
+                    slot is not None,
+                    outcome,
+                    attempts[0],
+                    error,
+                    started_wall,
+                    self._clock() - started,
+                )
+            )
+
+        try:
+            # A probe is one attempt: many callers during an outage cost one request each time.
+            with (
+                slot or contextlib.nullcontext(),
+                observing_attempts(on_failed, max_attempts=1 if slot is not None else None),
+            ):
+                if key == LATEST:
+                    content = await self._origin.latest()
+                else:
+                    content = await self._origin.get(int(key))
+        except PromptSetNotFoundError as exc:
+            self._gate.answered()
+            self._not_found(key, exc)
+            fetched("not_found", None)
+            raise
+        except (SourceUnavailableError, InvalidPromptSetError) as exc:
+            self._gate.failed(exc)
+            fetched("error", type(exc).__name__)
+            raise
+        if content.provenance is None:
+            content = content.with_provenance(
+                Provenance(source="directus", origin="directus", fetched_at_epoch=time.time())
+            )
+        fetched("ok", None)
+        self._gate.answered()
+        self._answered(key, content, via)
+        if generation != self._changes.generation:
+            self._refetch_after(flight, key, content.version)
+        return content
+
+    def _answered(self, key: Key, content: C, via: Via) -> None:
+        now = self._clock()
+        self._entries.forget_not_found(key, content.version)
+        self._ledger.published(content.version)
+        self.notice_drift(content, via)
+        if key == LATEST:
+            check_above = self._ledger.latest_answered(content)
+            self._entries.store(LATEST, content, fresh_for=self._policy.latest_ttl, now=now)
+            if check_above:
+                self.withdraw_above(content.version)
+        self._entries.store(content.version, content, fresh_for=self._policy.pinned_ttl, now=now)
+        if self._mirror is not None:
+            self._mirror.save_behind(content, self._stack.open_task_group)
+
+    def notice_drift(self, content: C, via: Via) -> None:
+        entry = self._entries.get(content.version)
+        previous = entry.served.config_hash if entry is not None and entry.from_origin else None
+        if previous is None and self._mirror is not None:
+            previous = self._mirror.hashes.get(content.version)
+        self._drift.notice(content.version, previous, content.config_hash, via)
+
+    def _refetch_after(self, flight: Flight[C], key: Key, version: int) -> None:
+        """A change arrived while this fetch ran: fetch again once it has landed."""
+        for stored in (key, version):
+            entry = self._entries.get(stored)
+            if entry is not None:
+                entry.invalidate()
+        task_group = self._stack.open_task_group
+        if task_group is None:
+            return
+
+        async def again() -> None:
+            await flight.done.wait()
+            self.refresh_in_background(key, via="realtime")
+
+        task_group.start_soon(again)
+
+    async def warm(
+        self, versions: Iterable[int] | None, mirror: PromptMirror[C]
+    ) -> list[SyncResult]:
+        """Sync ``versions`` (default: every published one) into ``mirror`` and the cache."""
+
+        def remember(result: SyncResult) -> None:
+            if result.prompt_set is not None:
+                content = cast(C, result.prompt_set)
+                self.notice_drift(content, "sync")
+                # Fresh from when this version arrived, not from when the warm began.
+                self._entries.store(
+                    result.version, content, fresh_for=self._policy.pinned_ttl, now=self._clock()
+                )
+                if result.config_hash and self._mirror is not None:
+                    self._mirror.hashes[result.version] = result.config_hash
+
+        return await sync_versions(
+            self._origin,
+            mirror,
+            versions,
+            concurrency=self._policy.warm_concurrency,
+            activate_if_none=True,
+            on_result=remember,
+        )
+
+    # -- what "not published" means ------------------------------------------------------
+
+    def _not_found(self, key: Key, exc: PromptSetNotFoundError) -> None:
+        """Directus answered that this is not published: forget it and never serve it."""
+        self._entries.remember_not_found(key, exc)
+        if key == LATEST:
+            self._entries.pop(LATEST)
+            self._ledger.nothing_published()
+            self.withdraw_above(-1)
+            return
+        version = int(key)
+        self._ledger.version_gone(version)
+        self._entries.pop(version)
+        latest = self._entries.get(LATEST)
+        if latest is not None and latest.served.version == version:
+            self._entries.pop(LATEST)
+        if self._mirror is not None:
+            self._mirror.withdraw_behind([version], self._stack.open_task_group)
+
+    def withdraw_above(self, latest: int) -> None:
+        """Directus says ``latest`` is the highest published version: higher ones are gone."""
+        above = [k for k, _ in self._entries.snapshot() if isinstance(k, int) and k > latest]
+        self._ledger.remember(above)
+        for version in above:
+            self._entries.pop(version)
+            self._entries.remember_not_found(
+                version,
+                PromptSetNotFoundError(
+                    f"{self._kind.noun} version {version} is no longer published (Directus's "
+                    f"latest is {latest})",
+                    version=version,
+                ),
+            )
+        if self._mirror is not None:
+            self._mirror.withdraw_above_behind(
+                latest, self._stack.open_task_group, self._ledger.remember
+            )

@@ -1,0 +1,143 @@
+"""What the repositories over one Directus share, composed once.
+
+The outage gate (one view of Directus's health and one probe schedule), the realtime channel,
+the hooks, one task group for background work, and one lifecycle: entering any repository of
+the stack enters the stack, which runs the channel; leaving lets every repository's mirror
+writes land, cancels background work, and closes each origin and mirror once. A change the
+channel reports goes to every repository whose kind reads that collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, Self
+
+import anyio
+from anyio.abc import TaskGroup
+
+from .._events import Event, Hooks, OriginStatus
+from ..content.kinds import ContentKind
+from .outage import OutageGate
+
+if TYPE_CHECKING:
+    from ..sources.realtime import ChannelStatus
+    from .changes import ChangeFeed
+
+__all__ = ["Stack"]
+
+
+class _Closeable(Protocol):
+    async def aclose(self) -> None: ...
+
+
+class _Member(Protocol):
+    """What the stack needs of each repository."""
+
+    @property
+    def kind(self) -> ContentKind[Any]: ...
+
+    def refresh_all(self) -> None: ...
+
+    async def drain(self) -> None: ...
+
+
+class Stack:
+    def __init__(
+        self,
+        gate: OutageGate,
+        *,
+        hooks: Hooks | None = None,
+        channel: ChangeFeed | None = None,
+    ) -> None:
+        self.gate = gate
+        self.hooks = hooks if hooks is not None else Hooks()
+        self.channel = channel
+        self._members: list[_Member] = []
+        self._closing: list[_Closeable] = []
+        self._task_group: TaskGroup | None = None
+        self._closed = False
+
+    def add(self, member: _Member, closing: Iterable[_Closeable] = ()) -> None:
+        """A repository of this stack, and what leaving the stack closes for it."""
+        self._members.append(member)
+        self._closing.extend(c for c in closing if all(c is not d for d in self._closing))
+
+    def emit(self, event: Event) -> None:
+        self.hooks.emit(event)
+
+    def status(self) -> OriginStatus:
+        return self.gate.status
+
+    # -- background work -------------------------------------------------------------------
+
+    @property
+    def open_task_group(self) -> TaskGroup | None:
+        """The task group while the stack is entered, else None."""
+        return self._task_group
+
+    @property
+    def task_group(self) -> TaskGroup:
+        if self._task_group is None:
+            raise RuntimeError(
+                "CachingRepository must be used as `async with repository:` "
+                "(it runs background refreshes in its own task group)"
+            )
+        return self._task_group
+
+    # -- the realtime channel --------------------------------------------------------------
+
+    def attach_channel(self, channel: ChangeFeed) -> None:
+        if self._task_group is not None:
+            raise RuntimeError("attach the realtime channel before entering the repository")
+        self.channel = channel
+
+    def channel_status(self) -> ChannelStatus | None:
+        return self.channel.status if self.channel is not None else None
+
+    def content_changed(self, collection: str | None = None) -> None:
+        """A change in a Directus collection (None: anything may have changed)."""
+        for member in self._members:
+            if collection is None or collection in member.kind.related_collections:
+                member.refresh_all()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._closed or self._task_group is not None:
+            raise RuntimeError("a CachingRepository is entered once; build a new one to reopen")
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        if self.channel is not None:
+            self._task_group.start_soon(self.channel.run, name="realtime channel")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task_group = self._task_group
+        try:
+            for member in self._members:
+                await member.drain()
+        finally:
+            try:
+                if task_group is not None:
+                    task_group.cancel_scope.cancel()
+                    await task_group.__aexit__(None, None, None)
+            finally:
+                self._task_group = None
+                await self.aclose()
+
+    async def aclose(self) -> None:
+        """Cancel background work and close every origin and mirror the stack owns."""
+        if self._task_group is not None:
+            self._task_group.cancel_scope.cancel()
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            for closeable in self._closing:
+                await closeable.aclose()

@@ -1,0 +1,75 @@
+"""Stats is an observer of events: each event moves exactly the counters it should."""
+
+from storybench_prompts import Stats
+from storybench_prompts._events import (
+    ContentChanged,
+    LookupFailed,
+    MirrorWritten,
+    OriginFetched,
+    Served,
+)
+
+
+def served(source, how, rule):
+    return Served("prompts", 1, 1, source, how, rule, 0.01)
+
+
+def test_lookups_move_their_counters():
+    stats = Stats()
+    for event in [
+        served("cache", "fresh", "hit"),
+        served("directus", "fresh", "origin"),
+        served("cache", "stale", "stale"),
+        served("mirror", "hedged", "hedge"),
+        served("mirror", "failover", "first_failure"),
+        served("cache", "failover", "outage"),
+        served("mirror", "failover", "after_error"),
+        served("cache", "failover", "after_error"),
+        LookupFailed("prompts", 9, "not_found", "PromptSetNotFoundError", "cache", 0.0),
+        LookupFailed("prompts", 9, "not_found", "DirectusNotFoundError", "directus", 0.0),
+        LookupFailed("prompts", 9, "error", "PromptSetUnavailableError", "cache", 0.0),
+    ]:
+        stats(event)
+    assert stats.hits == 1
+    # origin, hedge, first failure, both after errors, and Directus's own not found
+    assert stats.misses == 6
+    assert stats.stale_serves == 2
+    assert stats.hedged_serves == 1
+    assert stats.failovers == 2
+    assert stats.mirror_fallbacks == 1
+    assert stats.not_found_hits == 1
+
+
+def test_fetches_move_requests_errors_and_latency():
+    stats = Stats()
+    stats(OriginFetched("prompts", 1, "caller", False, "ok", 1, None, 0.0, 0.2))
+    stats(OriginFetched("prompts", 1, "refresh", True, "error", 1, "DirectusServerError", 0.0, 0.1))
+    stats(OriginFetched("prompts", 2, "refresh", False, "not_found", 1, None, 0.0, 0.1))
+    assert stats.origin_requests == 3
+    assert stats.background_refreshes == 2
+    assert stats.probes == 1
+    assert stats.origin_errors == {"DirectusServerError": 1}
+    assert stats.origin_latency_max == 0.2
+    assert stats.origin_latency_last == 0.2
+
+
+def test_mirror_writes_withdrawals_and_drift():
+    stats = Stats()
+    stats(MirrorWritten("prompts", 1, "save", "new"))
+    stats(MirrorWritten("prompts", 1, "save", "unchanged"))
+    stats(MirrorWritten("prompts", 1, "save", "error", "MirrorUnavailableError"))
+    stats(MirrorWritten("prompts", 2, "withdraw", "withdrawn"))
+    stats(ContentChanged("prompts", 1, "a" * 16, "b" * 16, "realtime", 0.0))
+    stats(ContentChanged("prompts", 3, None, "c" * 16, "sync", 0.0))
+    assert (stats.mirror_writes, stats.mirror_write_errors, stats.withdrawals) == (1, 1, 1)
+    assert stats.drifts == 1
+
+
+def test_copies_are_independent():
+    stats = Stats()
+    stats(OriginFetched("prompts", 1, "caller", False, "error", 1, "X", 0.0, 0.1))
+    copy = stats.copy()
+    stats(OriginFetched("prompts", 1, "caller", False, "error", 1, "X", 0.0, 0.1))
+    assert copy.origin_errors == {"X": 1}
+    assert stats.origin_errors == {"X": 2}
+    assert stats.as_dict()["origin_errors"] == {"X": 2}
