@@ -26,7 +26,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from devserver.directus import running_directus
-from storybench_prompts.compat.storybench.client import _REGISTRY, DirectusClient
+from storybench_prompts.compat.storybench.client import DirectusClient
+from storybench_prompts.compat.storybench.registry import _REGISTRY
 
 BATCH = 2000
 

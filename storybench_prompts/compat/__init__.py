@@ -1,1 +1,1 @@
-"""compat"""
+"""Compatibility shells over the library: storybench's own client surface."""

@@ -103,7 +103,7 @@ async def background_work_done(timeout: float = 10.0) -> None:
     first; and a loop that closes while one is in flight makes the test depend on timing.
     """
     import storybench_prompts
-    from storybench_prompts.compat.storybench.client import _REGISTRY
+    from storybench_prompts.compat.storybench.registry import _REGISTRY
 
     package = str(Path(storybench_prompts.__file__).parent)
     with anyio.fail_after(timeout):

@@ -22,8 +22,8 @@ from datetime import datetime
 from typing import Any
 
 from storybench_prompts import DirectusClientError
-from storybench_prompts.compat.storybench.client import (
-    DirectusClient,
+from storybench_prompts.compat.storybench.client import DirectusClient
+from storybench_prompts.compat.storybench.models import (
     StorybenchEvaluationStructure,
     StorybenchPromptsStructure,
 )

@@ -27,18 +27,20 @@ from storybench_prompts import (
     PromptSetUnavailableError,
 )
 from storybench_prompts._exceptions import DirectusConfigurationError
-from storybench_prompts.compat.storybench.client import (
-    _REGISTRY,
-    DirectusClient,
+from storybench_prompts.compat.storybench.client import DirectusClient
+from storybench_prompts.compat.storybench.errors import (
     DirectusInvalidContentError,
+    DirectusUnavailableError,
+)
+from storybench_prompts.compat.storybench.models import (
     DirectusPrompt,
     DirectusPromptSequence,
     DirectusPromptSetVersion,
-    DirectusUnavailableError,
     PromptInSequence,
     PublicationStatus,
     SequenceInSet,
 )
+from storybench_prompts.compat.storybench.registry import _REGISTRY
 from tests.factories import directus_error, raw_prompt, raw_sequence, raw_version
 
 URL = "https://test-directus.com"

@@ -20,11 +20,8 @@ from devserver.sample_data import (
     MANY_CRITERIA,
     SCORING_GUIDELINES,
 )
-from storybench_prompts.compat.storybench.client import (
-    DirectusClient,
-    DirectusEvaluationVersion,
-    PublicationStatus,
-)
+from storybench_prompts.compat.storybench.client import DirectusClient
+from storybench_prompts.compat.storybench.models import DirectusEvaluationVersion, PublicationStatus
 from tests.storybench.conftest import SentRequests
 from tests.storybench.storybench_flows import evaluation_criteria
 

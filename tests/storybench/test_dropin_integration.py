@@ -11,7 +11,8 @@ import pytest
 
 from devserver.directus import DirectusServer
 from storybench_prompts import DirectusClientError, Settings, build_repository
-from storybench_prompts.compat.storybench.client import DirectusClient, PublicationStatus
+from storybench_prompts.compat.storybench.client import DirectusClient
+from storybench_prompts.compat.storybench.models import PublicationStatus
 
 pytestmark = [pytest.mark.anyio, pytest.mark.directus]
 

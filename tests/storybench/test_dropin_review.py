@@ -10,7 +10,7 @@ import pytest
 
 from devserver.directus import DirectusServer
 from storybench_prompts import DirectusClient, DirectusClientError
-from storybench_prompts.compat.storybench.client import DirectusUnavailableError
+from storybench_prompts.compat.storybench.errors import DirectusUnavailableError
 
 pytestmark = pytest.mark.directus
 

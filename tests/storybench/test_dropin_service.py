@@ -19,8 +19,8 @@ from pymongo import AsyncMongoClient
 
 from devserver.directus import DirectusServer
 from devserver.mongo import MongoServer
-from storybench_prompts.compat.storybench.client import (
-    DirectusClient,
+from storybench_prompts.compat.storybench.client import DirectusClient
+from storybench_prompts.compat.storybench.models import (
     StorybenchPromptConfig,
     StorybenchPromptsStructure,
 )

@@ -28,13 +28,10 @@ from storybench_prompts import (
     DirectusClientError,
     DirectusConnectionError,
 )
-from storybench_prompts.compat.storybench.client import (
-    _REGISTRY,
-    DirectusClient,
-    DirectusUnavailableError,
-    StorybenchPromptsStructure,
-    close_shared_clients,
-)
+from storybench_prompts.compat.storybench.client import DirectusClient
+from storybench_prompts.compat.storybench.errors import DirectusUnavailableError
+from storybench_prompts.compat.storybench.models import StorybenchPromptsStructure
+from storybench_prompts.compat.storybench.registry import _REGISTRY, close_shared_clients
 from tests.storybench.conftest import SentRequests, background_work_done
 from tests.storybench.storybench_flows import evaluation_criteria
 
