@@ -24,6 +24,7 @@ import anyio
 
 from devserver._process import free_port
 from storybench_prompts import (
+    PROMPT_SETS,
     DirectusConnectionError,
     FileMirror,
     Settings,
@@ -48,7 +49,7 @@ async def in_process(settings: Settings, runs: int) -> tuple[list[float], list[f
             await repo.get(3)
             ours.append(time.perf_counter() - started)
         source = build_source(settings)
-        mirror = FileMirror(settings.resolved_mirror_dir())
+        mirror = FileMirror(settings.resolved_mirror_dir(), kind=PROMPT_SETS)
         started = time.perf_counter()
         try:
             await source.get(3)
@@ -65,7 +66,9 @@ def main(argv: list[str]) -> int:
 
         async def fill() -> None:
             for v in (1, 2, 3):
-                await FileMirror(mirror_dir).save(flat_set(v, sequences=5, prompts=3))
+                await FileMirror(mirror_dir, kind=PROMPT_SETS).save(
+                    flat_set(v, sequences=5, prompts=3)
+                )
 
         anyio.run(fill)
         url = f"http://127.0.0.1:{free_port()}"  # nothing listens: refused at once

@@ -96,8 +96,8 @@ class WriteCounter(monitoring.CommandListener):
 
 async def bench_hit(server: DirectusServer, mongo: MongoServer) -> dict[str, Any]:
     floor_cache: TTLCache[int, PromptSet] = TTLCache(maxsize=512, ttl=3600)
-    source = DirectusSource(server.url, server.readonly_token)
-    async with CachingRepository(source, InMemoryMirror()) as repo:
+    source = DirectusSource(server.url, server.readonly_token, kind=PROMPT_SETS)
+    async with CachingRepository(source, InMemoryMirror(kind=PROMPT_SETS)) as repo:
         prompt_set = await repo.get(7)
         floor_cache[7] = prompt_set
 
@@ -141,8 +141,8 @@ async def bench_cold(server: DirectusServer, mongo: MongoServer) -> dict[str, An
     fallback_after = 0.5
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo.uri)
     db = client[f"bench_{uuid.uuid4().hex[:8]}"]
-    mirror = MongoMirror(database=db)
-    source = DirectusSource(server.url, server.readonly_token)
+    mirror = MongoMirror(database=db, kind=PROMPT_SETS)
+    source = DirectusSource(server.url, server.readonly_token, kind=PROMPT_SETS)
     policy = CachePolicy(fallback_after=fallback_after)
     times: list[float] = []
     async with CachingRepository(source, mirror, policy=policy, close_mirror=False) as repo:
@@ -163,6 +163,7 @@ async def bench_cold(server: DirectusServer, mongo: MongoServer) -> dict[str, An
                 server.readonly_token,
                 timeouts=DirectusTimeouts(read=short),
                 retry=RetryPolicy(max_attempts=1),
+                kind=PROMPT_SETS,
             )
             started = time.perf_counter()
             try:
@@ -192,7 +193,7 @@ async def bench_stampede(server: DirectusServer, mongo: MongoServer) -> dict[str
     for _ in range(5):
         transport = CountingTransport()
         async with CachingRepository(
-            DirectusSource(server.url, server.readonly_token, transport=transport)
+            DirectusSource(server.url, server.readonly_token, transport=transport, kind=PROMPT_SETS)
         ) as repo:
             started = time.perf_counter()
             await repo.get(3)
@@ -201,7 +202,9 @@ async def bench_stampede(server: DirectusServer, mongo: MongoServer) -> dict[str
     requests: list[int] = []
     for _ in range(5):
         transport = CountingTransport()
-        source = DirectusSource(server.url, server.readonly_token, transport=transport)
+        source = DirectusSource(
+            server.url, server.readonly_token, transport=transport, kind=PROMPT_SETS
+        )
         async with CachingRepository(source) as repo:
             started = time.perf_counter()
             results = await asyncio.gather(*(repo.get(3) for _ in range(1000)))
@@ -211,7 +214,7 @@ async def bench_stampede(server: DirectusServer, mongo: MongoServer) -> dict[str
     # The harness alone: 1,000 coroutines waiting for one fetch shared by hand.
     harness: list[float] = []
     for _ in range(5):
-        async with DirectusSource(server.url, server.readonly_token) as plain:
+        async with DirectusSource(server.url, server.readonly_token, kind=PROMPT_SETS) as plain:
             done = asyncio.Event()
 
             async def fetch_once(
@@ -285,8 +288,10 @@ async def bench_sync(server: DirectusServer, mongo: MongoServer) -> dict[str, An
     rows = []
     for run in ("first", "second"):
         transport = CountingTransport()
-        source = DirectusSource(server.url, server.readonly_token, transport=transport)
-        mirror = MongoMirror(database=db)
+        source = DirectusSource(
+            server.url, server.readonly_token, transport=transport, kind=PROMPT_SETS
+        )
+        mirror = MongoMirror(database=db, kind=PROMPT_SETS)
         counter.written = 0
         started = time.perf_counter()
         # As `sync --all` does: every published version, then activate the latest.
@@ -330,9 +335,12 @@ async def bench_fire(server: DirectusServer, mongo: MongoServer) -> dict[str, An
     seconds = float(os.environ.get("FIRE_SECONDS", "20"))
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo.uri)
     db = client[f"bench_{uuid.uuid4().hex[:8]}"]
-    mirror = MongoMirror(database=db)
+    mirror = MongoMirror(database=db, kind=PROMPT_SETS)
     source = DirectusSource(
-        server.url, server.readonly_token, retry=RetryPolicy(max_attempts=2, initial_backoff=0.05)
+        server.url,
+        server.readonly_token,
+        retry=RetryPolicy(max_attempts=2, initial_backoff=0.05),
+        kind=PROMPT_SETS,
     )
     # Short TTLs so the run keeps going back to Directus while it dies and returns.
     policy = CachePolicy(

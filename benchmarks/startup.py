@@ -22,7 +22,7 @@ import time
 
 import anyio
 
-from storybench_prompts import FileMirror
+from storybench_prompts import PROMPT_SETS, FileMirror
 from tests.factories import flat_set
 
 
@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="sbp-startup-") as mirror_dir:
 
         async def fill() -> None:
-            await FileMirror(mirror_dir).save(flat_set(7, sequences=5, prompts=3))
+            await FileMirror(mirror_dir, kind=PROMPT_SETS).save(flat_set(7, sequences=5, prompts=3))
 
         anyio.run(fill)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "DIRECTUS_"))}

@@ -52,31 +52,32 @@ if TYPE_CHECKING:
     from .cache.policy import CachePolicy
     from .cache.stats import Stats
     from .compat.storybench.client import DirectusClient
-    from .content.convert import (
-        convert_evaluation_version,
-        convert_version,
-        parse_evaluation_version,
-        parse_version,
-        prompt_set_from_storybench,
-        validate_prompt_set,
-    )
-    from .content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
-    from .content.models import (
-        Criterion,
+    from .compat.storybench.models import (
         DirectusEvaluationVersion,
         DirectusPrompt,
         DirectusPromptSetVersion,
-        DirectusSequence,
+    )
+    from .compat.storybench.models import DirectusPromptSequence as DirectusSequence
+    from .compat.storybench.models import PromptInSequence as PromptJunction
+    from .compat.storybench.models import SequenceInSet as SequenceJunction
+    from .content.evaluation_sets import convert_evaluation_version, parse_evaluation_version
+    from .content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
+    from .content.models import (
+        Criterion,
         EvaluationSet,
         Prompt,
-        PromptJunction,
         PromptSet,
         Provenance,
-        SequenceJunction,
         Status,
         VersionedContent,
         VersionInfo,
         compute_config_hash,
+    )
+    from .content.prompt_sets import (
+        convert_version,
+        parse_version,
+        prompt_set_from_storybench,
+        validate_prompt_set,
     )
     from .mirrors.base import PromptMirror, SaveOutcome
     from .mirrors.file import FileMirror
@@ -91,7 +92,7 @@ if TYPE_CHECKING:
     PromptSetNotFound = PromptSetNotFoundError
     SourceUnavailable = SourceUnavailableError
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # name -> the module that defines it (imported on first access).
 _WHERE: dict[str, str] = {
@@ -99,15 +100,16 @@ _WHERE: dict[str, str] = {
     "CachingRepository": "cache.engine",
     "Drift": "cache.drift",
     **dict.fromkeys(
-        [
-            "convert_evaluation_version",
-            "convert_version",
-            "parse_evaluation_version",
-            "parse_version",
-            "prompt_set_from_storybench",
-            "validate_prompt_set",
-        ],
-        "content.convert",
+        ["convert_evaluation_version", "parse_evaluation_version"], "content.evaluation_sets"
+    ),
+    **dict.fromkeys(
+        ["convert_version", "parse_version", "prompt_set_from_storybench", "validate_prompt_set"],
+        "content.prompt_sets",
+    ),
+    # storybench's shapes, as the drop-in returns them (one class per name).
+    **dict.fromkeys(
+        ["DirectusEvaluationVersion", "DirectusPrompt", "DirectusPromptSetVersion"],
+        "compat.storybench.models",
     ),
     **dict.fromkeys(["DirectusSource", "DirectusTimeouts"], "sources.directus"),
     **dict.fromkeys(
@@ -146,16 +148,10 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(
         [
             "Criterion",
-            "DirectusEvaluationVersion",
-            "DirectusPrompt",
-            "DirectusPromptSetVersion",
-            "DirectusSequence",
             "EvaluationSet",
             "Prompt",
-            "PromptJunction",
             "PromptSet",
             "Provenance",
-            "SequenceJunction",
             "Status",
             "VersionedContent",
             "VersionInfo",
@@ -170,11 +166,17 @@ _WHERE: dict[str, str] = {
     "Settings": "_settings",
     **dict.fromkeys(["build_mirror", "build_repository", "build_source"], "_compose"),
     "DirectusClient": "compat.storybench.client",
+    **dict.fromkeys(
+        ["DirectusPromptSequence", "PromptInSequence", "SequenceInSet"], "compat.storybench.models"
+    ),
     **dict.fromkeys(["SyncResult", "sync_versions"], "ops.sync"),
 }
 _ALIASES = {
     "PromptSetNotFound": "PromptSetNotFoundError",
     "SourceUnavailable": "SourceUnavailableError",
+    "DirectusSequence": "DirectusPromptSequence",
+    "PromptJunction": "PromptInSequence",
+    "SequenceJunction": "SequenceInSet",
 }
 
 __all__ = [

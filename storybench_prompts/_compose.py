@@ -14,12 +14,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from ._exceptions import ConfigurationError
 from ._settings import Settings
 from .content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
-from .content.models import EvaluationSet, PromptSet
+from .content.models import EvaluationSet, PromptSet, VersionedContent
 from .mirrors.base import PromptMirror
 from .mirrors.file import FileMirror
 
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from .sources.directus import DirectusSource
 
 __all__ = ["DirectusStack", "build_mirror", "build_repository", "build_source", "build_stack"]
+
+C = TypeVar("C", bound=VersionedContent)
 
 
 def build_source(settings: Settings | None = None) -> DirectusSource[PromptSet]:
@@ -56,15 +58,13 @@ def build_source(settings: Settings | None = None) -> DirectusSource[PromptSet]:
     )
 
 
-def build_mirror(
-    settings: Settings | None = None, kind: ContentKind[Any] = PROMPT_SETS
-) -> PromptMirror[Any]:
+def build_mirror(settings: Settings | None, kind: ContentKind[C]) -> PromptMirror[C]:
     """The MongoDB mirror when ``MONGODB_URI`` is set, else the file mirror (for ``kind``)."""
     settings = settings or Settings()
     if settings.mongodb_uri is not None and settings.mongodb_uri.get_secret_value():
         from .mirrors.mongo import MongoMirror
 
-        mongo: PromptMirror[Any] = MongoMirror(
+        mongo: PromptMirror[C] = MongoMirror(
             settings.mongodb_uri.get_secret_value(),
             kind=kind,
             database_name=settings.mongodb_database,
@@ -91,6 +91,18 @@ class DirectusStack:
     def status(self) -> OriginStatus:
         return self.stack.status()
 
+    def repository(self, kind: ContentKind[C]) -> CachingRepository[C]:
+        """The repository of ``kind`` (by name: kinds are data)."""
+        repositories: dict[str, CachingRepository[Any]] = {
+            PROMPT_SETS.name: self.prompts,
+            EVALUATION_SETS.name: self.evaluations,
+        }
+        try:
+            found: CachingRepository[C] = repositories[kind.name]
+        except KeyError:
+            raise ConfigurationError(f"this stack serves no {kind.noun}s") from None
+        return found
+
     async def __aenter__(self) -> Self:
         await self.stack.__aenter__()
         return self
@@ -114,7 +126,7 @@ def build_stack(settings: Settings | None = None) -> DirectusStack:
     settings = settings or Settings()
     policy = settings.cache_policy()
     # Builds no connection yet, so nothing leaks if building the source fails next.
-    mirror = build_mirror(settings)
+    mirror = build_mirror(settings, PROMPT_SETS)
     source = build_source(settings)
     hooks = Hooks()
     gate = OutageGate(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
 import httpx
 
-from storybench_prompts import Prompt, PromptSet
+from storybench_prompts import ContentKind, Problem, Prompt, PromptSet
 from storybench_prompts.content.models import Criterion, EvaluationSet
 
 _ids = itertools.count(1000)
@@ -128,3 +129,16 @@ def flat_evaluation_set(
         },
         scoring_guidelines=f"Be fair.{text_suffix}",
     )
+
+
+class _LaxKind(ContentKind[Any]):
+    """A kind whose rules accept anything: for tests of what a mirror does with content the
+    rules would refuse, had it got that far."""
+
+    def problems(self, content: Any) -> list[Problem]:
+        return []
+
+
+def lax(kind: ContentKind[Any]) -> ContentKind[Any]:
+    """``kind`` with every content rule switched off."""
+    return _LaxKind(**{f.name: getattr(kind, f.name) for f in dataclasses.fields(kind)})

@@ -6,7 +6,13 @@ from typing import Any
 
 import anyio
 
-from storybench_prompts import PromptSet, PromptSetNotFoundError, VersionInfo
+from storybench_prompts import (
+    PROMPT_SETS,
+    ContentKind,
+    PromptSet,
+    PromptSetNotFoundError,
+    VersionInfo,
+)
 from tests.factories import flat_set
 
 
@@ -45,6 +51,7 @@ class ScriptedOrigin:
     """An origin whose answers, failures and delays the test decides."""
 
     name = "directus"
+    kind: ContentKind[Any] = PROMPT_SETS
 
     def __init__(self, versions: dict[int, PromptSet] | None = None) -> None:
         self.sets = versions if versions is not None else {v: flat_set(v) for v in (1, 2, 3)}

@@ -6,6 +6,7 @@ import anyio
 import pytest
 
 from storybench_prompts import (
+    PROMPT_SETS,
     CachePolicy,
     CachingRepository,
     DirectusAuthenticationError,
@@ -101,7 +102,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_shared_fetch():
 async def test_slow_origin_is_hedged_with_the_mirror_copy_then_refreshed():
     origin = ScriptedOrigin({1: flat_set(1, text_suffix=" new")})
     origin.gate = anyio.Event()
-    mirror = InMemoryMirror([flat_set(1)])
+    mirror = InMemoryMirror([flat_set(1)], kind=PROMPT_SETS)
     async with repo(origin, mirror) as r:
         with anyio.fail_after(1):
             served = await r.get(1)
@@ -121,7 +122,7 @@ async def test_slow_origin_is_hedged_with_the_mirror_copy_then_refreshed():
 async def test_slow_origin_without_mirror_copy_is_awaited():
     origin = ScriptedOrigin()
     origin.gate = anyio.Event()
-    async with repo(origin, InMemoryMirror()) as r, anyio.create_task_group() as tg:
+    async with repo(origin, InMemoryMirror(kind=PROMPT_SETS)) as r, anyio.create_task_group() as tg:
 
         async def release():
             await anyio.sleep(0.2)
@@ -145,7 +146,7 @@ async def test_slow_origin_without_mirror_copy_is_awaited():
 async def test_origin_errors_fall_back_to_the_mirror(error):
     origin = ScriptedOrigin()
     origin.error = error
-    async with repo(origin, InMemoryMirror([flat_set(2)])) as r:
+    async with repo(origin, InMemoryMirror([flat_set(2)], kind=PROMPT_SETS)) as r:
         served = await r.get(2)
         assert served.provenance.source == "mirror"
         assert r.stats().mirror_fallbacks == 1
@@ -159,7 +160,7 @@ async def test_origin_errors_fall_back_to_the_mirror(error):
 async def test_stale_cache_is_served_when_the_origin_fails():
     clock = FakeClock()
     origin = ScriptedOrigin()
-    async with repo(origin, InMemoryMirror(), clock=clock) as r:
+    async with repo(origin, InMemoryMirror(kind=PROMPT_SETS), clock=clock) as r:
         await r.get(1)
         clock.advance(FAST.pinned_ttl + FAST.max_stale + 1)  # past swr: must ask the origin
         origin.error = DirectusConnectionError("refused")
@@ -172,7 +173,7 @@ async def test_stale_cache_is_served_when_the_origin_fails():
 async def test_no_copy_anywhere_raises_one_error_with_every_cause():
     origin = ScriptedOrigin()
     origin.error = DirectusConnectionError("refused")
-    async with repo(origin, InMemoryMirror()) as r:
+    async with repo(origin, InMemoryMirror(kind=PROMPT_SETS)) as r:
         with pytest.raises(PromptSetUnavailableError) as info:
             await r.get(7)
     kinds = [type(c) for c in info.value.causes]
@@ -227,7 +228,7 @@ async def test_latest_has_a_shorter_ttl_than_pinned_versions():
 async def test_write_through_only_when_the_hash_changes():
     clock = FakeClock()
     origin = ScriptedOrigin()
-    mirror = InMemoryMirror()
+    mirror = InMemoryMirror(kind=PROMPT_SETS)
     async with repo(origin, mirror, clock=clock) as r:
         await r.get(1)
         await anyio.sleep(0.01)
@@ -246,7 +247,7 @@ async def test_write_through_only_when_the_hash_changes():
 
 class SlowBrokenMirror(InMemoryMirror):
     def __init__(self, fail: bool) -> None:
-        super().__init__()
+        super().__init__(kind=PROMPT_SETS)
         self.fail = fail
         self.gate = anyio.Event()
 
@@ -272,7 +273,7 @@ async def test_a_slow_or_broken_mirror_never_delays_or_fails_the_caller(fail):
 async def test_not_found_is_remembered_briefly():
     clock = FakeClock()
     origin = ScriptedOrigin()
-    async with repo(origin, InMemoryMirror([flat_set(9)]), clock=clock) as r:
+    async with repo(origin, InMemoryMirror([flat_set(9)], kind=PROMPT_SETS), clock=clock) as r:
         for _ in range(3):
             with pytest.raises(PromptSetNotFoundError):
                 await r.get(9)  # the origin's answer wins over the mirror's copy
@@ -288,7 +289,7 @@ async def test_outage_logged_once_at_start_and_once_at_end(caplog):
     origin = ScriptedOrigin()
     clock = FakeClock()
     caplog.set_level(logging.INFO, logger="storybench_prompts")
-    async with repo(origin, InMemoryMirror([flat_set(1)]), clock=clock) as r:
+    async with repo(origin, InMemoryMirror([flat_set(1)], kind=PROMPT_SETS), clock=clock) as r:
         assert r.status().state is OriginState.INITIALIZING
         await r.get(1)
         assert r.status().state is OriginState.VALID
@@ -318,7 +319,7 @@ async def test_outage_logged_once_at_start_and_once_at_end(caplog):
 async def test_auth_failure_is_served_but_logged_loudly(caplog):
     origin = ScriptedOrigin()
     origin.error = DirectusAuthenticationError("rejected token", status=401)
-    async with repo(origin, InMemoryMirror([flat_set(1)])) as r:
+    async with repo(origin, InMemoryMirror([flat_set(1)], kind=PROMPT_SETS)) as r:
         assert (await r.get(1)).provenance.source == "mirror"
         assert r.status().auth_failed
     assert any(x.levelno == logging.ERROR and "token" in x.getMessage() for x in caplog.records)
@@ -326,7 +327,7 @@ async def test_auth_failure_is_served_but_logged_loudly(caplog):
 
 async def test_warm_fills_cache_and_mirror_with_bounded_concurrency():
     origin = ScriptedOrigin({v: flat_set(v) for v in range(1, 11)})
-    mirror = InMemoryMirror()
+    mirror = InMemoryMirror(kind=PROMPT_SETS)
     policy = CachePolicy(warm_concurrency=3, fallback_after=0.05)
     async with repo(origin, mirror, policy=policy) as r:
         results = await r.warm()
@@ -343,14 +344,14 @@ async def test_warm_fills_cache_and_mirror_with_bounded_concurrency():
 async def test_versions_fall_back_to_the_mirror():
     origin = ScriptedOrigin()
     origin.error = DirectusConnectionError("refused")
-    async with repo(origin, InMemoryMirror([flat_set(4)])) as r:
+    async with repo(origin, InMemoryMirror([flat_set(4)], kind=PROMPT_SETS)) as r:
         assert [i.version for i in await r.versions()] == [4]
 
 
 async def test_closing_cancels_background_work_cleanly():
     origin = ScriptedOrigin()
     origin.gate = anyio.Event()  # never released
-    mirror = InMemoryMirror([flat_set(1)])
+    mirror = InMemoryMirror([flat_set(1)], kind=PROMPT_SETS)
     r = repo(origin, mirror)
     async with r:
         assert (await r.get(1)).provenance.hedged is True
@@ -377,7 +378,7 @@ async def test_warm_without_a_mirror_fills_the_cache():
 
 class CountingMirror(InMemoryMirror):
     def __init__(self, sets) -> None:
-        super().__init__(sets)
+        super().__init__(sets, kind=PROMPT_SETS)
         self.reads = 0
 
     async def get(self, version):

@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from storybench_prompts import (
+    PROMPT_SETS,
     CachePolicy,
     CachingRepository,
     DirectusConnectionError,
@@ -53,7 +54,7 @@ class GatedMirror(InMemoryMirror):
     """An in-memory mirror whose reads wait for a gate (a slow or hung MongoDB)."""
 
     def __init__(self, sets):
-        super().__init__(sets)
+        super().__init__(sets, kind=PROMPT_SETS)
         self.gate = anyio.Event()
         self.reads = 0
 
@@ -124,7 +125,9 @@ async def test_a_slow_mirror_copy_never_replaces_a_newer_latest():
 async def test_latest_never_serves_a_lower_version_than_it_served():
     origin = ScriptedOrigin({5: flat_set(5), 6: flat_set(6)})
     clock = FakeClock()
-    mirror = InMemoryMirror([flat_set(5)])  # behind: the write-through of v6 has not happened
+    mirror = InMemoryMirror(
+        [flat_set(5)], kind=PROMPT_SETS
+    )  # behind: the write-through of v6 has not happened
     async with repo(origin, mirror, clock) as r:
         assert (await r.latest()).version == 6
         await anyio.wait_all_tasks_blocked()
@@ -142,7 +145,7 @@ async def test_latest_never_serves_a_lower_version_than_it_served():
 async def test_a_cached_version_directus_unpublished_is_dropped_not_served_forever():
     origin = ScriptedOrigin()
     clock = FakeClock()
-    async with repo(origin, InMemoryMirror(), clock) as r:
+    async with repo(origin, InMemoryMirror(kind=PROMPT_SETS), clock) as r:
         await r.get(2)
         clock.advance(POLICY.pinned_ttl + 1)  # expired, within max_stale
         del origin.sets[2]  # unpublished in Directus
@@ -161,7 +164,7 @@ async def test_a_cached_version_directus_unpublished_is_dropped_not_served_forev
 async def test_the_mirror_never_brings_back_a_version_directus_withdrew():
     origin = ScriptedOrigin({2: flat_set(2), 3: flat_set(3)})
     clock = FakeClock()
-    mirror = InMemoryMirror()
+    mirror = InMemoryMirror(kind=PROMPT_SETS)
     async with repo(origin, mirror, clock) as r:
         assert (await r.latest()).version == 3
         await anyio.wait_all_tasks_blocked()
@@ -348,7 +351,7 @@ async def test_waiters_get_a_clear_error_when_the_shared_call_is_cancelled():
 async def test_the_first_refusal_serves_the_mirror_while_the_same_flight_retries():
     origin = RetryingOrigin({1: flat_set(1, text_suffix=" new")}, [DirectusConnectionError("x")])
     origin.retry_gate = anyio.Event()
-    async with repo(origin, InMemoryMirror([flat_set(1)])) as r:
+    async with repo(origin, InMemoryMirror([flat_set(1)], kind=PROMPT_SETS)) as r:
         with anyio.fail_after(1):
             served = await r.get(1)
         assert served.provenance.source == "mirror"
@@ -366,7 +369,7 @@ async def test_the_first_refusal_serves_the_mirror_while_the_same_flight_retries
 
 async def test_a_set_nobody_has_still_waits_for_the_retries():
     origin = RetryingOrigin({1: flat_set(1)}, [DirectusConnectionError("x")] * 2)
-    async with repo(origin, InMemoryMirror()) as r:
+    async with repo(origin, InMemoryMirror(kind=PROMPT_SETS)) as r:
         served = await r.get(1)
         assert served.provenance.source == "directus"
         assert origin.attempts == 3
@@ -375,7 +378,7 @@ async def test_a_set_nobody_has_still_waits_for_the_retries():
 async def test_many_callers_over_many_keys_make_one_attempt_per_probe_interval():
     origin = ScriptedOrigin({v: flat_set(v) for v in range(10)})
     clock = FakeClock()
-    mirror = InMemoryMirror([flat_set(v) for v in range(10)])
+    mirror = InMemoryMirror([flat_set(v) for v in range(10)], kind=PROMPT_SETS)
     async with repo(origin, mirror, clock) as r:
         origin.error = DirectusConnectionError("refused")
         await r.get(0)  # the outage starts
@@ -400,7 +403,7 @@ async def test_many_callers_over_many_keys_make_one_attempt_per_probe_interval()
 async def test_probes_back_off_while_directus_stays_down():
     origin = ScriptedOrigin()
     clock = FakeClock()
-    async with repo(origin, InMemoryMirror([flat_set(1)]), clock) as r:
+    async with repo(origin, InMemoryMirror([flat_set(1)], kind=PROMPT_SETS), clock) as r:
         origin.error = DirectusConnectionError("refused")
         await r.get(1)
         probe_times = []
@@ -418,7 +421,7 @@ async def test_probes_back_off_while_directus_stays_down():
 
 class SlowSavingMirror(InMemoryMirror):
     def __init__(self, sets=None):
-        super().__init__(sets)
+        super().__init__(sets, kind=PROMPT_SETS)
         self.gate = anyio.Event()
 
     async def save(self, content):
@@ -470,7 +473,7 @@ async def test_after_a_change_event_the_old_content_is_never_served_as_fresh():
 
     origin = ScriptedOrigin({1: flat_set(1)})
     clock = FakeClock()
-    async with repo(origin, InMemoryMirror(), clock) as r:
+    async with repo(origin, InMemoryMirror(kind=PROMPT_SETS), clock) as r:
         await r.get(1)
         origin.sets[1] = flat_set(1, text_suffix=" edited")
         origin.error = DirectusRateLimitedError("429")  # the refetch fails
@@ -503,7 +506,7 @@ async def test_after_a_change_event_the_old_content_is_never_served_as_fresh():
 async def test_many_keys_nobody_has_cannot_storm_a_directus_known_to_be_down():
     origin = ScriptedOrigin({v: flat_set(v) for v in range(30)})
     clock = FakeClock()
-    async with repo(origin, InMemoryMirror([flat_set(0)]), clock) as r:
+    async with repo(origin, InMemoryMirror([flat_set(0)], kind=PROMPT_SETS), clock) as r:
         origin.error = DirectusConnectionError("refused")
         await r.get(0)  # the outage starts
         before = len(origin.calls)
@@ -531,7 +534,7 @@ async def test_a_withdrawn_version_is_not_served_from_the_mirror_even_if_marking
 
     origin = ScriptedOrigin({1: flat_set(1), 2: flat_set(2), 3: flat_set(3)})
     clock = FakeClock()
-    mirror = UnwritableMirror([flat_set(1), flat_set(2), flat_set(3)])
+    mirror = UnwritableMirror([flat_set(1), flat_set(2), flat_set(3)], kind=PROMPT_SETS)
     async with repo(origin, mirror, clock) as r:
         assert (await r.latest()).version == 3
         del origin.sets[3]
@@ -557,7 +560,9 @@ async def test_latest_does_not_go_back_when_the_cache_lost_the_higher_set():
     policy = CachePolicy(
         latest_ttl=60, pinned_ttl=60, max_stale=0, stale_if_error=600, fallback_after=0.2
     )
-    async with repo(origin, FlakyMirror([flat_set(1), flat_set(2)]), clock, policy) as r:
+    async with repo(
+        origin, FlakyMirror([flat_set(1), flat_set(2)], kind=PROMPT_SETS), clock, policy
+    ) as r:
         assert (await r.latest()).version == 3
         clock.advance(700)  # every cache entry is gone
         origin.error = DirectusConnectionError("refused")
@@ -583,7 +588,7 @@ async def test_versions_during_an_outage_are_bounded_by_mirror_timeout():
 
     origin = ScriptedOrigin()
     clock = FakeClock()
-    async with repo(origin, HungListing([flat_set(1)]), clock) as r:
+    async with repo(origin, HungListing([flat_set(1)], kind=PROMPT_SETS), clock) as r:
         origin.error = DirectusConnectionError("refused")
         await r.get(1)
         errors = []
@@ -618,7 +623,7 @@ async def test_drift_is_noticed_once_and_a_run_gets_what_it_recorded():
 
     origin = ScriptedOrigin()
     clock = FakeClock()
-    mirror = InMemoryMirror()
+    mirror = InMemoryMirror(kind=PROMPT_SETS)
     async with repo(origin, mirror, clock) as r:
         recorded = (await r.get(2)).config_hash
         assert (await r.get(2, expect_hash=recorded)).config_hash == recorded

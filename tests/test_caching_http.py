@@ -10,6 +10,7 @@ import pytest
 import respx
 
 from storybench_prompts import (
+    PROMPT_SETS,
     CachePolicy,
     CachingRepository,
     DirectusAuthenticationError,
@@ -63,13 +64,15 @@ def answer(route: respx.Route, reply: httpx.Response | Exception) -> None:
 
 
 def source() -> DirectusSource:
-    return DirectusSource(URL, TOKEN, retry=RETRY)
+    return DirectusSource(URL, TOKEN, retry=RETRY, kind=PROMPT_SETS)
 
 
 @pytest.mark.parametrize(("reply", "error", "requests"), FAILURES, ids=IDS)
 async def test_every_directus_failure_is_served_from_the_mirror(reply, error, requests):
     mirrored = flat_set(2)
-    async with CachingRepository(source(), InMemoryMirror([mirrored]), policy=POLICY) as repo:
+    async with CachingRepository(
+        source(), InMemoryMirror([mirrored], kind=PROMPT_SETS), policy=POLICY
+    ) as repo:
         with respx.mock:
             route = respx.get(ITEMS)
             answer(route, reply)
@@ -96,7 +99,9 @@ async def test_every_directus_failure_is_served_from_the_mirror(reply, error, re
 async def test_a_version_directus_does_not_publish_is_not_served_from_the_mirror():
     # The mirror may still hold a version Directus has since unpublished: Directus's answer wins,
     # and is remembered for not_found_ttl so a typo in a config cannot hammer Directus.
-    async with CachingRepository(source(), InMemoryMirror([flat_set(2)]), policy=POLICY) as repo:
+    async with CachingRepository(
+        source(), InMemoryMirror([flat_set(2)], kind=PROMPT_SETS), policy=POLICY
+    ) as repo:
         with respx.mock:
             route = respx.get(ITEMS).mock(return_value=httpx.Response(200, json={"data": []}))
             for _ in range(3):

@@ -7,6 +7,7 @@ import pytest
 
 from devserver.transport import CountingTransport
 from storybench_prompts import (
+    PROMPT_SETS,
     CachePolicy,
     CachingRepository,
     DirectusConnectionError,
@@ -44,8 +45,10 @@ async def wait_until(predicate, timeout: float = 15.0) -> None:
 async def test_stalled_directus_is_hedged_with_the_mirror_then_refreshed(
     own_directus, mongo_database
 ):
-    mirror = MongoMirror(database=mongo_database)
-    source = DirectusSource(own_directus.url, own_directus.readonly_token, retry=QUICK)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
+    source = DirectusSource(
+        own_directus.url, own_directus.readonly_token, retry=QUICK, kind=PROMPT_SETS
+    )
     policy = CachePolicy(fallback_after=0.5)
     async with CachingRepository(source, mirror, policy=policy, close_mirror=False) as repo:
         await repo.warm([1])
@@ -79,8 +82,10 @@ async def test_directus_under_pressure_is_retried_then_the_mirror_serves(directu
     # Honour the server's 7 s only up to 10 ms, so the test does not wait it out.
     retry = RetryPolicy(max_attempts=3, max_retry_after=0.01)
     mirrored = flat_set(1)
-    source = DirectusSource(server.url, server.readonly_token, retry=retry, transport=transport)
-    async with CachingRepository(source, InMemoryMirror([mirrored])) as repo:
+    source = DirectusSource(
+        server.url, server.readonly_token, retry=retry, transport=transport, kind=PROMPT_SETS
+    )
+    async with CachingRepository(source, InMemoryMirror([mirrored], kind=PROMPT_SETS)) as repo:
         with pytest.raises(DirectusServerError) as info:
             await source.get(1)
         assert info.value.status == 503
@@ -101,8 +106,10 @@ async def test_directus_under_pressure_is_retried_then_the_mirror_serves(directu
 
 
 async def test_killed_directus_keeps_serving_and_recovers(own_directus, mongo_database):
-    mirror = MongoMirror(database=mongo_database)
-    source = DirectusSource(own_directus.url, own_directus.readonly_token, retry=QUICK)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
+    source = DirectusSource(
+        own_directus.url, own_directus.readonly_token, retry=QUICK, kind=PROMPT_SETS
+    )
     async with CachingRepository(source, mirror, close_mirror=False) as repo:
         await repo.warm([1, 2])
         repo.invalidate(2)
@@ -134,7 +141,9 @@ async def test_killed_directus_keeps_serving_and_recovers(own_directus, mongo_da
 
 async def test_a_thousand_cold_gets_make_one_directus_request(directus):
     transport = CountingTransport()
-    source = DirectusSource(directus.url, directus.readonly_token, transport=transport)
+    source = DirectusSource(
+        directus.url, directus.readonly_token, transport=transport, kind=PROMPT_SETS
+    )
     results = []
     async with CachingRepository(source) as repo:
 
@@ -151,8 +160,10 @@ async def test_a_thousand_cold_gets_make_one_directus_request(directus):
 
 @pytest.mark.parametrize("fault", ["stalled", "down"])
 async def test_mongodb_trouble_does_not_slow_directus_backed_gets(directus, own_nx_server, fault):
-    mirror = MongoMirror(own_nx_server.uri, socket_timeout=30, server_selection_timeout=30)
-    source = DirectusSource(directus.url, directus.readonly_token)
+    mirror = MongoMirror(
+        own_nx_server.uri, socket_timeout=30, server_selection_timeout=30, kind=PROMPT_SETS
+    )
+    source = DirectusSource(directus.url, directus.readonly_token, kind=PROMPT_SETS)
     if fault == "stalled":
         own_nx_server.pause()
     else:
@@ -176,7 +187,7 @@ async def test_a_withdrawn_version_never_comes_back_from_mongodb(mongo_database)
     from tests.fakes import ScriptedOrigin
 
     origin = ScriptedOrigin({2: flat_set(2), 3: flat_set(3)})
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     policy = CachePolicy(fallback_after=0.05, latest_ttl=0, max_stale=0)
     async with CachingRepository(origin, mirror, policy=policy, close_mirror=False) as repo:
         await repo.warm()  # both in MongoDB; 3 active, as storybench's reader sees it

@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from storybench_prompts import (
+    PROMPT_SETS,
     CachePolicy,
     CachingRepository,
     DirectusSource,
@@ -24,7 +25,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.directus, pytest.mark.mongodb]
 async def assert_consistent(db: Any, server, expected_active: int | None = None) -> None:
     docs = [d async for d in db["prompts"].find({})]
     versions = sorted(d["version"] for d in docs)
-    async with DirectusSource(server.url, server.readonly_token) as source:
+    async with DirectusSource(server.url, server.readonly_token, kind=PROMPT_SETS) as source:
         published = [i.version for i in await source.versions()]
         expected = {v: (await source.get(v)).config_hash for v in published}
     assert versions == published  # every version present, once
@@ -36,11 +37,12 @@ async def assert_consistent(db: Any, server, expected_active: int | None = None)
 
 
 async def test_under_fire_no_failed_lookups_and_a_consistent_mirror(own_directus, mongo_database):
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     source = DirectusSource(
         own_directus.url,
         own_directus.readonly_token,
         retry=RetryPolicy(max_attempts=2, initial_backoff=0.05),
+        kind=PROMPT_SETS,
     )
     policy = CachePolicy(
         pinned_ttl=0.3, latest_ttl=0.3, max_stale=0.3, fallback_after=0.3, fallback_ttl=0.3

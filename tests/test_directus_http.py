@@ -43,6 +43,7 @@ FAST = RetryPolicy(max_attempts=3, initial_backoff=0.001, max_backoff=0.002, max
 
 def source(**kw):
     kw.setdefault("retry", FAST)
+    kw.setdefault("kind", PROMPT_SETS)
     return DirectusSource(URL + "/", TOKEN, **kw)
 
 
@@ -316,7 +317,7 @@ async def test_one_pooled_client_per_instance():
 
 
 def test_token_never_in_repr_and_url_normalised():
-    src = DirectusSource(URL + "///", TOKEN)
+    src = DirectusSource(URL + "///", TOKEN, kind=PROMPT_SETS)
     assert TOKEN not in repr(src)
     assert TOKEN not in repr(src._client.headers)
     assert src.url == URL
@@ -326,19 +327,19 @@ def test_missing_configuration_names_the_variable(monkeypatch):
     monkeypatch.delenv("DIRECTUS_URL", raising=False)
     monkeypatch.delenv("DIRECTUS_TOKEN", raising=False)
     with pytest.raises(ConfigurationError, match="DIRECTUS_URL"):
-        DirectusSource()
+        DirectusSource(kind=PROMPT_SETS)
     monkeypatch.setenv("DIRECTUS_URL", URL)
     with pytest.raises(ConfigurationError, match="DIRECTUS_TOKEN"):
-        DirectusSource()
+        DirectusSource(kind=PROMPT_SETS)
     monkeypatch.setenv("DIRECTUS_TOKEN", TOKEN)
-    assert DirectusSource().url == URL
+    assert DirectusSource(kind=PROMPT_SETS).url == URL
 
 
 def test_plain_http_to_remote_host_warns(caplog):
     with caplog.at_level(logging.WARNING):
-        DirectusSource("http://cms.example.org", TOKEN)
-        DirectusSource("http://127.0.0.1:8055", TOKEN)
-        DirectusSource("http://localhost:8055", TOKEN)
+        DirectusSource("http://cms.example.org", TOKEN, kind=PROMPT_SETS)
+        DirectusSource("http://127.0.0.1:8055", TOKEN, kind=PROMPT_SETS)
+        DirectusSource("http://localhost:8055", TOKEN, kind=PROMPT_SETS)
     warnings = [r for r in caplog.records if "plain http" in r.getMessage()]
     assert len(warnings) == 1
     assert "cms.example.org" in warnings[0].getMessage()
@@ -613,7 +614,9 @@ def test_repr_names_url_and_kind_never_the_token():
 @pytest.mark.anyio
 async def test_a_body_nested_deeper_than_the_parser_goes_is_an_invalid_response():
     nested = b'{"data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-    async with DirectusSource(URL, TOKEN, retry=RetryPolicy(max_attempts=1)) as source:
+    async with DirectusSource(
+        URL, TOKEN, retry=RetryPolicy(max_attempts=1), kind=PROMPT_SETS
+    ) as source:
         with respx.mock:
             respx.get(f"{URL}/items/prompt_set_versions").mock(
                 return_value=httpx.Response(200, content=nested)

@@ -17,6 +17,7 @@ from devserver.sample_data import (
     version_payload,
 )
 from storybench_prompts import (
+    PROMPT_SETS,
     DirectusAuthenticationError,
     DirectusConnectionError,
     DirectusNotFoundError,
@@ -36,7 +37,7 @@ QUICK = RetryPolicy(max_attempts=2, initial_backoff=0.01, max_backoff=0.02)
 
 
 async def test_latest_is_the_highest_published_version(directus):
-    async with DirectusSource(directus.url, directus.readonly_token) as src:
+    async with DirectusSource(directus.url, directus.readonly_token, kind=PROMPT_SETS) as src:
         assert await src.test_connection()
         latest = await src.latest()
         versions = await src.versions()
@@ -48,7 +49,7 @@ async def test_latest_is_the_highest_published_version(directus):
 
 
 async def test_given_version_excludes_drafts_and_archived(directus):
-    async with DirectusSource(directus.url, directus.readonly_token) as src:
+    async with DirectusSource(directus.url, directus.readonly_token, kind=PROMPT_SETS) as src:
         v2 = await src.get(2)
         with pytest.raises(DirectusNotFoundError):
             await src.get(4)  # draft
@@ -62,7 +63,7 @@ async def test_given_version_excludes_drafts_and_archived(directus):
 
 
 async def test_prompts_follow_order_in_sequence_not_directus_order(directus):
-    async with DirectusSource(directus.url, directus.readonly_token) as src:
+    async with DirectusSource(directus.url, directus.readonly_token, kind=PROMPT_SETS) as src:
         ps = await src.get(1)
     # Directus returns junction order (seeded in reverse): prove it, so the test means something.
     raw = httpx.get(
@@ -84,7 +85,7 @@ async def test_prompts_follow_order_in_sequence_not_directus_order(directus):
 
 async def test_bad_token_is_typed_and_token_free(directus):
     token = "definitely-wrong-token-123"
-    async with DirectusSource(directus.url, token) as src:
+    async with DirectusSource(directus.url, token, kind=PROMPT_SETS) as src:
         with pytest.raises(DirectusAuthenticationError) as info:
             await src.latest()
     assert info.value.status == 401
@@ -98,7 +99,9 @@ async def test_large_sets_are_not_cut_at_100_items(own_directus):
     sequences = {"Long": [(name, f"text {name}") for name in big_sequence]}
     sequences |= {f"Extra{i:03d}": [("only", "x")] for i in range(104)}
     own_directus.create_version(version_payload(50, sequences=sequences))
-    async with DirectusSource(own_directus.url, own_directus.readonly_token) as src:
+    async with DirectusSource(
+        own_directus.url, own_directus.readonly_token, kind=PROMPT_SETS
+    ) as src:
         ps = await src.get(50)
     assert len(ps.sequences["Long"]) == 150
     assert len(ps.sequences) == 105
@@ -107,7 +110,9 @@ async def test_large_sets_are_not_cut_at_100_items(own_directus):
 
 async def test_stopped_server_is_a_connection_error(own_directus):
     own_directus.kill()
-    async with DirectusSource(own_directus.url, own_directus.readonly_token, retry=QUICK) as src:
+    async with DirectusSource(
+        own_directus.url, own_directus.readonly_token, retry=QUICK, kind=PROMPT_SETS
+    ) as src:
         with pytest.raises(DirectusConnectionError):
             await src.latest()
 
@@ -115,7 +120,11 @@ async def test_stopped_server_is_a_connection_error(own_directus):
 async def test_stalled_server_times_out_within_the_read_timeout(own_directus):
     timeouts = DirectusTimeouts(connect=1.0, read=1.0)
     async with DirectusSource(
-        own_directus.url, own_directus.readonly_token, timeouts=timeouts, retry=QUICK
+        own_directus.url,
+        own_directus.readonly_token,
+        timeouts=timeouts,
+        retry=QUICK,
+        kind=PROMPT_SETS,
     ) as src:
         assert (await src.get(1)).version == 1
         with own_directus.paused():
@@ -191,7 +200,7 @@ async def test_draft_and_archived_evaluation_sets_are_not_served(directus):
 
 
 async def test_an_evaluation_set_over_100_criteria_arrives_whole(directus):
-    async with DirectusSource(directus.url, directus.readonly_token) as prompts:
+    async with DirectusSource(directus.url, directus.readonly_token, kind=PROMPT_SETS) as prompts:
         v2 = await prompts.for_kind(EVALUATION_SETS).get(2)
         assert (await prompts.get(2)).version == 2  # the sibling shares the connection
     assert MANY_CRITERIA > 100
@@ -206,8 +215,11 @@ async def test_an_evaluation_set_over_100_criteria_arrives_whole(directus):
 
 async def test_a_minimal_schema_lists_fetches_syncs_and_checks(minimal_directus):
     server = minimal_directus
-    prompt_mirror, evaluation_mirror = InMemoryMirror(), InMemoryMirror(kind=EVALUATION_SETS)
-    async with DirectusSource(server.url, server.readonly_token) as prompts:
+    prompt_mirror, evaluation_mirror = (
+        InMemoryMirror(kind=PROMPT_SETS),
+        InMemoryMirror(kind=EVALUATION_SETS),
+    )
+    async with DirectusSource(server.url, server.readonly_token, kind=PROMPT_SETS) as prompts:
         evaluations = prompts.for_kind(EVALUATION_SETS)
         prompt_infos = await prompts.versions()
         evaluation_infos = await evaluations.versions()

@@ -9,6 +9,7 @@ import pytest
 from devserver._process import free_port
 from devserver.transport import CountingTransport
 from storybench_prompts import (
+    PROMPT_SETS,
     CachePolicy,
     CachingRepository,
     DirectusSource,
@@ -24,12 +25,16 @@ RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.2, max_backoff=1.0)
 
 
 async def test_a_refused_connection_serves_the_mirror_within_50_ms(tmp_path):
-    mirror = FileMirror(tmp_path)
+    mirror = FileMirror(tmp_path, kind=PROMPT_SETS)
     await mirror.save(flat_set(3))
     transport = CountingTransport()
     # Nothing listens on this loopback port: every connection is refused at once.
     source = DirectusSource(
-        f"http://127.0.0.1:{free_port()}", "token", retry=RETRY, transport=transport
+        f"http://127.0.0.1:{free_port()}",
+        "token",
+        retry=RETRY,
+        transport=transport,
+        kind=PROMPT_SETS,
     )
     async with CachingRepository(source, mirror, policy=CachePolicy(fallback_after=2.0)) as repo:
         served = await repo.get(3)
@@ -55,10 +60,16 @@ async def test_a_refused_connection_serves_the_mirror_within_50_ms(tmp_path):
 async def test_killed_directus_fails_over_at_once_probes_and_recovers(own_directus, tmp_path):
     transport = CountingTransport()
     source = DirectusSource(
-        own_directus.url, own_directus.readonly_token, retry=RETRY, transport=transport
+        own_directus.url,
+        own_directus.readonly_token,
+        retry=RETRY,
+        transport=transport,
+        kind=PROMPT_SETS,
     )
     policy = CachePolicy(fallback_after=2.0, probe_initial=0.5, probe_max=1.0)
-    async with CachingRepository(source, FileMirror(tmp_path), policy=policy) as repo:
+    async with CachingRepository(
+        source, FileMirror(tmp_path, kind=PROMPT_SETS), policy=policy
+    ) as repo:
         await repo.warm()
         own_directus.kill()
         repo.invalidate()

@@ -17,15 +17,15 @@ from storybench_prompts import (
     PromptSet,
     PromptSetNotFoundError,
 )
-from storybench_prompts.content.kinds import EVALUATION_SETS
+from storybench_prompts.content.kinds import EVALUATION_SETS, PROMPT_SETS
 from storybench_prompts.mirrors import file as _file_mirror
-from tests.factories import flat_evaluation_set, flat_set
+from tests.factories import flat_evaluation_set, flat_set, lax
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_corrupt_file_names_the_file_and_others_still_work(tmp_path):
-    mirror = FileMirror(tmp_path)
+    mirror = FileMirror(tmp_path, kind=PROMPT_SETS)
     await mirror.save(flat_set(1))
     await mirror.save(flat_set(2))
     mirror.path_for(1).write_text('{"prompt_set": {"version": 1, "sequ')
@@ -38,7 +38,7 @@ async def test_corrupt_file_names_the_file_and_others_still_work(tmp_path):
 
 
 async def test_hand_edited_file_is_refused(tmp_path):
-    mirror = FileMirror(tmp_path)
+    mirror = FileMirror(tmp_path, kind=PROMPT_SETS)
     await mirror.save(flat_set(1))
     path = mirror.path_for(1)
     document = json.loads(path.read_text())
@@ -56,7 +56,7 @@ async def test_hand_edited_file_is_refused(tmp_path):
 
 
 async def test_crash_mid_write_keeps_the_previous_snapshot(tmp_path, monkeypatch):
-    mirror = FileMirror(tmp_path)
+    mirror = FileMirror(tmp_path, kind=PROMPT_SETS)
     await mirror.save(flat_set(1))
     before = mirror.path_for(1).read_bytes()
 
@@ -77,10 +77,10 @@ def temporary_files(root: Path) -> list[Path]:
 
 WRITER = """
 import anyio, sys
-from storybench_prompts import FileMirror
-from tests.factories import flat_evaluation_set, flat_set
+from storybench_prompts import PROMPT_SETS, FileMirror
+from tests.factories import flat_set
 async def main():
-    mirror = FileMirror(sys.argv[1])
+    mirror = FileMirror(sys.argv[1], kind=PROMPT_SETS)
     for i in range(40):
         for v in (1, 2, 3):
             await mirror.save(flat_set(v, prompts=20, text_suffix=f" {sys.argv[2]}{i}"))
@@ -95,7 +95,7 @@ async def test_two_writer_processes_leave_valid_snapshots(tmp_path):
         for tag in ("a", "b")
     ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    mirror = FileMirror(tmp_path)
+    mirror = FileMirror(tmp_path, kind=PROMPT_SETS)
     for v in (1, 2, 3):
         stored = await mirror.get(v)  # decodes and verifies the hash
         assert stored.sequences["Seq0"][0].text.endswith(("a39", "b39"))
@@ -117,7 +117,7 @@ async def test_two_writer_processes_leave_valid_snapshots(tmp_path):
 async def test_unwritable_directory_is_reported(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    mirror = FileMirror(blocker / "mirror")
+    mirror = FileMirror(blocker / "mirror", kind=PROMPT_SETS)
     with pytest.raises(MirrorUnavailableError):
         await mirror.check_writable()
     with pytest.raises(MirrorUnavailableError):
@@ -126,17 +126,17 @@ async def test_unwritable_directory_is_reported(tmp_path):
 
 def test_default_directory_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("STORYBENCH_PROMPTS_MIRROR_DIR", str(tmp_path / "m"))
-    assert FileMirror().directory == tmp_path / "m"
+    assert FileMirror(kind=PROMPT_SETS).directory == tmp_path / "m"
     monkeypatch.delenv("STORYBENCH_PROMPTS_MIRROR_DIR")
-    assert FileMirror().directory.name == "mirror"
-    assert "storybench-prompts" in str(FileMirror().directory)
+    assert FileMirror(kind=PROMPT_SETS).directory.name == "mirror"
+    assert "storybench-prompts" in str(FileMirror(kind=PROMPT_SETS).directory)
 
 
 # -- records by hash ------------------------------------------------------------------------
 
 
 async def test_records_are_written_once_and_never_changed(tmp_path):
-    mirror = FileMirror(tmp_path)
+    mirror = FileMirror(tmp_path, kind=PROMPT_SETS)
     first, edited = flat_set(1), flat_set(1, text_suffix=" edited")
     await mirror.save(first)
     record = mirror.record_path(first.config_hash)
@@ -153,7 +153,7 @@ async def test_records_are_written_once_and_never_changed(tmp_path):
 
 
 async def test_a_tampered_record_is_refused(tmp_path):
-    mirror = FileMirror(tmp_path)
+    mirror = FileMirror(tmp_path, kind=PROMPT_SETS)
     content = flat_set(1)
     await mirror.save(content)
     record = mirror.record_path(content.config_hash)
@@ -166,7 +166,7 @@ async def test_a_tampered_record_is_refused(tmp_path):
 
 @pytest.mark.parametrize("bad", ["../../etc/passwd", "0123", "ABCDEF0123456789", ""])
 async def test_get_by_hash_takes_only_hashes(tmp_path, bad):
-    mirror = FileMirror(tmp_path)
+    mirror = FileMirror(tmp_path, kind=PROMPT_SETS)
     await mirror.save(flat_set(1))
     with pytest.raises(PromptSetNotFoundError):
         await mirror.get_by_hash(bad)
@@ -185,7 +185,7 @@ async def test_snapshots_from_before_records_still_answer_by_hash(tmp_path):
         "prompt_set": {**content.to_storybench(), "version_name": content.version_name},
     }
     (tmp_path / "prompt-set-v4.json").write_text(json.dumps(legacy))
-    mirror = FileMirror(tmp_path)
+    mirror = FileMirror(tmp_path, kind=PROMPT_SETS)
     assert (await mirror.get(4)).config_hash == content.config_hash
     assert (await mirror.get_by_hash(content.config_hash)).config_hash == content.config_hash
     assert await mirror.save(content) == "unchanged"  # and its record is written now
@@ -193,7 +193,7 @@ async def test_snapshots_from_before_records_still_answer_by_hash(tmp_path):
 
 
 async def test_each_kind_has_its_own_files(tmp_path):
-    prompts = FileMirror(tmp_path)
+    prompts = FileMirror(tmp_path, kind=PROMPT_SETS)
     evaluations = prompts.for_kind(EVALUATION_SETS)
     await prompts.save(flat_set(1))
     await evaluations.save(flat_evaluation_set(1))
@@ -207,12 +207,14 @@ async def test_each_kind_has_its_own_files(tmp_path):
 
 
 async def test_withdrawal_is_kept_in_the_snapshot(tmp_path):
-    mirror = FileMirror(tmp_path)
+    mirror = FileMirror(tmp_path, kind=PROMPT_SETS)
     await mirror.save(flat_set(1))
     assert await mirror.withdraw(1) is True
     document = json.loads(mirror.path_for(1).read_text())
     assert isinstance(document["withdrawn_at"], float)
-    assert await FileMirror(tmp_path).stored_hash(1) is None  # a fresh instance sees it too
+    assert (
+        await FileMirror(tmp_path, kind=PROMPT_SETS).stored_hash(1) is None
+    )  # a fresh instance sees it too
     mirror.path_for(2).write_text("{broken")
     assert await mirror.withdraw(2) is False  # a corrupt snapshot is not served anyway
 
@@ -220,13 +222,12 @@ async def test_withdrawal_is_kept_in_the_snapshot(tmp_path):
 # -- write failures are typed ---------------------------------------------------------------
 
 
-async def test_content_that_cannot_be_encoded_is_a_typed_error(tmp_path, monkeypatch):
-    mirror = FileMirror(tmp_path)
+async def test_content_that_cannot_be_encoded_is_a_typed_error(tmp_path):
+    mirror = FileMirror(tmp_path, kind=lax(PROMPT_SETS))
     await mirror.save(flat_set(1))
     before = mirror.path_for(1).read_bytes()
     # The rules refuse lone surrogates before any write; if one ever got this far, the
     # mirror still answers with its own error and keeps its copy.
-    monkeypatch.setattr(_file_mirror, "ensure_valid", lambda content, **_: content)
     bad = PromptSet(version=1, sequences={"S": (Prompt(name="p", text="lone \ud800"),)})
     with pytest.raises(MirrorUnavailableError, match="cannot be stored"):
         await mirror.save(bad)
@@ -238,7 +239,7 @@ async def test_content_that_cannot_be_encoded_is_a_typed_error(tmp_path, monkeyp
     "error", [OSError(5, "Input/output error"), ValueError("embedded null byte")]
 )
 async def test_os_and_value_errors_on_write_are_typed(tmp_path, monkeypatch, error):
-    mirror = FileMirror(tmp_path)
+    mirror = FileMirror(tmp_path, kind=PROMPT_SETS)
 
     def fail(*args, **kwargs):
         raise error
@@ -275,7 +276,7 @@ async def cancelled_save(mirror: FileMirror, content: PromptSet, checkpoints: in
 
 async def test_a_cancelled_save_never_leaves_a_temporary_file(tmp_path):
     """Cancel at every point a save can be cancelled at: before, between and during writes."""
-    mirror = FileMirror(tmp_path)
+    mirror = FileMirror(tmp_path, kind=PROMPT_SETS)
     await mirror.save(flat_set(1))
     finished_in_a_row = 0
     step = 0
@@ -323,7 +324,9 @@ async def test_a_stalled_read_is_abandoned_at_mirror_timeout(tmp_path):
     try:
         with anyio.fail_after(10):
             async with CachingRepository(
-                origin, FileMirror(tmp_path), policy=CachePolicy(mirror_timeout=0.5)
+                origin,
+                FileMirror(tmp_path, kind=PROMPT_SETS),
+                policy=CachePolicy(mirror_timeout=0.5),
             ) as repo:
                 with pytest.raises(PromptSetUnavailableError, match="did not answer"):
                     await repo.get(1)

@@ -75,7 +75,7 @@ async def subject(request, kind, tmp_path, unique_db_name) -> AsyncIterator[Subj
     backend: str = request.param
     if backend == "file":
         # Evaluation sets through for_kind: a sibling in the same directory.
-        base = FileMirror(tmp_path / "mirror")
+        base = FileMirror(tmp_path / "mirror", kind=PROMPT_SETS)
         yield Subject(base if kind is PROMPT_SETS else base.for_kind(kind), kind, backend)
         return
     if backend == "memory":
@@ -93,7 +93,7 @@ async def subject(request, kind, tmp_path, unique_db_name) -> AsyncIterator[Subj
 
         client = AsyncMongoClient(uri, tz_aware=True)
     try:
-        base = MongoMirror(database=client[unique_db_name])
+        base = MongoMirror(database=client[unique_db_name], kind=PROMPT_SETS)
         yield Subject(base if kind is PROMPT_SETS else base.for_kind(kind), kind, backend)
     finally:
         await client.drop_database(unique_db_name)

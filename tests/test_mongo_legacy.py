@@ -21,7 +21,7 @@ import pytest
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 
-from storybench_prompts import MongoMirror, PromptSet
+from storybench_prompts import PROMPT_SETS, MongoMirror, PromptSet
 from tests.factories import flat_set
 
 pytestmark = [pytest.mark.anyio, pytest.mark.mongodb]
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WRITER = """
 import json, random, sys, anyio
 from pymongo import AsyncMongoClient
-from storybench_prompts import MongoMirror
+from storybench_prompts import PROMPT_SETS, MongoMirror
 from tests.factories import flat_set
 
 async def main(uri, db_name, seed):
@@ -39,7 +39,7 @@ async def main(uri, db_name, seed):
     client = AsyncMongoClient(uri, tz_aware=True)
     saved = []
     try:
-        mirror = MongoMirror(database=client[db_name])
+        mirror = MongoMirror(database=client[db_name], kind=PROMPT_SETS)
         for i in range(12):
             v = rng.randint(1, 5)
             content = flat_set(v, text_suffix=rng.choice(["", f" p{i}"]))
@@ -98,7 +98,7 @@ async def test_taking_over_storybench_database_under_load(mongo_database, mongo_
         rng = random.Random(seed)
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True)
         try:
-            mirror = MongoMirror(database=client[mongo_database.name])
+            mirror = MongoMirror(database=client[mongo_database.name], kind=PROMPT_SETS)
             for i in range(10):
                 v = rng.randint(1, 5)
                 content = flat_set(v, text_suffix=rng.choice(["", " old", f" t{seed}.{i}"]))
@@ -144,7 +144,7 @@ async def test_taking_over_storybench_database_under_load(mongo_database, mongo_
     # version activated last.
     active = [d async for d in collection.find({"is_active": True})]
     assert len(active) == 1
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     top = await collection.find_one({"activation_seq": {"$gt": 0}}, sort=[("activation_seq", -1)])
     assert active[0]["version"] == top["version"]
     assert active[0]["config_hash"] == await mirror.stored_hash(top["version"])

@@ -23,9 +23,8 @@ from storybench_prompts import (
     PromptSet,
     PromptSetNotFoundError,
 )
-from storybench_prompts.content.kinds import EVALUATION_SETS
-from storybench_prompts.mirrors import mongo as _mongo_mirror
-from tests.factories import flat_evaluation_set, flat_set
+from storybench_prompts.content.kinds import EVALUATION_SETS, PROMPT_SETS
+from tests.factories import flat_evaluation_set, flat_set, lax
 
 pytestmark = [pytest.mark.anyio, pytest.mark.mongodb]
 
@@ -59,7 +58,7 @@ async def test_the_server_matches_missing_fields_with_none(mongo_database):
 
 
 async def test_storybench_reader_sees_the_last_activated_set(mongo_database):
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     await mirror.save(flat_set(1))
     await mirror.save(flat_set(3))
     await mirror.save(flat_set(2))
@@ -80,7 +79,7 @@ async def test_storybench_reader_sees_the_last_activated_set(mongo_database):
 
 
 async def test_a_newer_copy_of_the_active_version_takes_the_flag(mongo_database):
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     await mirror.save(flat_set(1))
     await mirror.save(flat_set(2))
     await mirror.activate(2)
@@ -94,7 +93,7 @@ async def test_a_newer_copy_of_the_active_version_takes_the_flag(mongo_database)
 
 
 async def test_an_edit_adds_a_document_and_never_changes_the_old_one(mongo_database):
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     first, edited = flat_set(1), flat_set(1, text_suffix=" edited")
     await mirror.save(first)
     before = await mongo_database["prompts"].find_one({"_id": first.config_hash})
@@ -113,7 +112,7 @@ async def test_an_edit_adds_a_document_and_never_changes_the_old_one(mongo_datab
 async def test_racing_saves_of_one_hash_end_with_one_document(mongo_database, mongo_uri):
     clients = [AsyncMongoClient(mongo_uri, tz_aware=True) for _ in range(4)]
     try:
-        mirrors = [MongoMirror(database=c[mongo_database.name]) for c in clients]
+        mirrors = [MongoMirror(database=c[mongo_database.name], kind=PROMPT_SETS) for c in clients]
         content = flat_set(5)
         async with anyio.create_task_group() as tg:
             for mirror in mirrors:
@@ -133,7 +132,7 @@ async def test_indexes_are_non_unique_and_the_old_unique_index_goes(mongo_databa
     await collection.create_index([("version", pymongo.ASCENDING)], unique=True, name="version_1")
     # An index someone made on a key we want too, under another name: left alone.
     await collection.create_index([("config_hash", pymongo.ASCENDING)], name="by_hash")
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     await mirror.save(flat_set(1))
     assert await mirror.save(flat_set(1, text_suffix=" edited")) == "updated"
     info = await collection.index_information()
@@ -149,7 +148,7 @@ async def test_indexes_are_non_unique_and_the_old_unique_index_goes(mongo_databa
 
 async def test_an_old_unique_index_that_cannot_be_dropped_is_reported(mongo_database, monkeypatch):
     await mongo_database["prompts"].create_index([("version", pymongo.ASCENDING)], unique=True)
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
 
     async def refused(*args: Any, **kwargs: Any) -> None:
         return None  # as if the server refused to drop it (no dropIndex privilege)
@@ -162,12 +161,12 @@ async def test_an_old_unique_index_that_cannot_be_dropped_is_reported(mongo_data
 
 
 async def test_readers_never_see_zero_active_while_syncs_race(mongo_database, mongo_uri):
-    first = MongoMirror(database=mongo_database)
+    first = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     await first.save(flat_set(1))
     await first.activate(1)
     # Two syncs with their own connections, as two processes would have.
     clients = [AsyncMongoClient(mongo_uri, tz_aware=True) for _ in range(2)]
-    mirrors = [MongoMirror(database=c[mongo_database.name]) for c in clients]
+    mirrors = [MongoMirror(database=c[mongo_database.name], kind=PROMPT_SETS) for c in clients]
     zero_seen = 0
     reads = 0
     done = anyio.Event()
@@ -209,7 +208,7 @@ async def test_readers_never_see_zero_active_while_syncs_race(mongo_database, mo
 
 
 async def test_sync_killed_between_writes_keeps_a_set_active(mongo_database, monkeypatch):
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     await mirror.save(flat_set(1))
     await mirror.activate(1)
     await mirror.save(flat_set(2))
@@ -229,7 +228,7 @@ async def test_sync_killed_between_writes_keeps_a_set_active(mongo_database, mon
 
 
 async def test_crash_between_activation_and_deactivation(mongo_database, monkeypatch):
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     await mirror.save(flat_set(1))
     await mirror.activate(1)
     await mirror.save(flat_set(2))
@@ -255,7 +254,7 @@ async def tamper(db: Any, config_hash: str) -> None:
 
 
 async def test_hand_edited_document_is_refused_not_served(mongo_database):
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     await mirror.save(flat_set(1))
     await mirror.save(flat_set(2))
     await tamper(mongo_database, flat_set(1).config_hash)
@@ -272,7 +271,7 @@ async def test_hand_edited_document_is_refused_not_served(mongo_database):
 
 
 async def test_save_restores_a_hand_edited_document(mongo_database):
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     await mirror.save(flat_set(1))
     await tamper(mongo_database, flat_set(1).config_hash)
     assert await mirror.save(flat_set(1)) == "updated"
@@ -281,7 +280,7 @@ async def test_save_restores_a_hand_edited_document(mongo_database):
 
 
 async def test_resyncing_the_active_version_writes_nothing(mongo_database):
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     await mirror.save(flat_set(1))
     await mirror.save(flat_set(2))
     await mirror.activate(2)
@@ -303,7 +302,7 @@ async def test_storybench_documents_are_kept_not_served_and_upgraded_in_place(mo
     legacy = storybench_document(v1, active=True, created_at=created)
     other = storybench_document(flat_set(1, text_suffix=" old"), active=False, created_at=created)
     await mongo_database["prompts"].insert_many([dict(legacy), dict(other)])
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     with pytest.raises(PromptSetNotFoundError, match="cannot be verified"):
         await mirror.get(1)
     with pytest.raises(PromptSetNotFoundError):
@@ -336,7 +335,7 @@ async def test_several_active_storybench_documents_settle_on_one(mongo_database)
     ]
     await mongo_database["prompts"].insert_many([dict(d) for d in docs])
     seen_by_storybench = (await storybench_reader(mongo_database))["_id"]
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     await mirror.save(flat_set(7))  # a cache write-through: it must not activate version 7
     active = [d async for d in mongo_database["prompts"].find({"is_active": True})]
     assert [d["_id"] for d in active] == [seen_by_storybench]
@@ -353,7 +352,10 @@ async def test_a_real_activation_outranks_an_adopted_storybench_document(mongo_d
     created = datetime(2025, 5, 1, tzinfo=UTC)
     docs = [storybench_document(flat_set(v), active=True, created_at=created) for v in (1, 2)]
     await mongo_database["prompts"].insert_many([dict(d) for d in docs])
-    syncing, caching = MongoMirror(database=mongo_database), MongoMirror(database=mongo_database)
+    syncing, caching = (
+        MongoMirror(database=mongo_database, kind=PROMPT_SETS),
+        MongoMirror(database=mongo_database, kind=PROMPT_SETS),
+    )
     await syncing.save(flat_set(5))
     await mongo_database["prompts"].update_many({}, {"$unset": {"activation_seq": ""}})
     seq = await syncing._claim()  # `sync` claimed its number for version 5...
@@ -367,7 +369,7 @@ async def test_a_real_activation_outranks_an_adopted_storybench_document(mongo_d
 
 
 async def test_a_tampered_active_copy_hands_the_flag_to_a_servable_one(mongo_database):
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     first, second = flat_set(2), flat_set(2, text_suffix=" b")
     await mirror.save(first)
     await mirror.activate(2)
@@ -405,7 +407,7 @@ async def test_documents_of_our_first_schema_are_served_and_kept(mongo_database)
     await mongo_database["storybench_prompts_meta"].insert_one(
         {"_id": "activation:prompts", "seq": 3}
     )
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     assert (await mirror.get(1)).config_hash == old.config_hash
     assert await mirror.save(old) == "unchanged"
     edited = flat_set(1, text_suffix=" edited")
@@ -428,7 +430,7 @@ async def test_documents_of_our_first_schema_are_served_and_kept(mongo_database)
 
 
 async def test_withdrawal_marks_every_copy_and_keeps_them(mongo_database):
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     for suffix in ("", " b", " c"):
         await mirror.save(flat_set(3, text_suffix=suffix))
     await mirror.save(flat_set(1))
@@ -475,7 +477,7 @@ async def test_first_saves_then_activation_end_on_the_highest(mongo_database, mo
         await mirror.activate(max(versions), only_if_none=only_if_none)
 
     try:
-        mirrors = [MongoMirror(database=c[mongo_database.name]) for c in clients]
+        mirrors = [MongoMirror(database=c[mongo_database.name], kind=PROMPT_SETS) for c in clients]
         async with anyio.create_task_group() as tg:
             tg.start_soon(run, mirrors[0], True)  # warm
             tg.start_soon(run, mirrors[1], True)  # another warm
@@ -490,7 +492,9 @@ async def test_first_saves_then_activation_end_on_the_highest(mongo_database, mo
 
 
 async def test_for_kind_shares_the_connection_and_keeps_its_own_collection(nx_server):
-    prompts = MongoMirror(nx_server.uri, database_name=f"sbp_kind_{time.monotonic_ns()}")
+    prompts = MongoMirror(
+        nx_server.uri, database_name=f"sbp_kind_{time.monotonic_ns()}", kind=PROMPT_SETS
+    )
     try:
         evaluations = prompts.for_kind(EVALUATION_SETS)
         assert evaluations.kind is EVALUATION_SETS
@@ -518,14 +522,9 @@ async def test_for_kind_shares_the_connection_and_keeps_its_own_collection(nx_se
 # -- errors ---------------------------------------------------------------------------------
 
 
-def bypass_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_bson_errors_on_writes_are_typed(mongo_database):
     # What a driver error on a write looks like if content the rules refuse ever got there.
-    monkeypatch.setattr(_mongo_mirror, "ensure_valid", lambda content, **_: content)
-
-
-async def test_bson_errors_on_writes_are_typed(mongo_database, monkeypatch):
-    bypass_rules(monkeypatch)
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=lax(PROMPT_SETS))
     nul_key = PromptSet(version=1, sequences={"a\x00b": (Prompt(name="p", text="t"),)})
     with pytest.raises(MirrorUnavailableError, match="InvalidDocument"):
         await mirror.save(nul_key)
@@ -537,7 +536,7 @@ async def test_bson_errors_on_writes_are_typed(mongo_database, monkeypatch):
 
 async def test_an_integer_wider_than_bson_is_typed(mongo_database):
     # The content rules do not bound integers; BSON holds 8 bytes.
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     with pytest.raises(MirrorUnavailableError, match="8-byte"):
         await mirror.save(flat_set(1, directus_id=2**70))
 
@@ -553,7 +552,7 @@ async def test_an_integer_wider_than_bson_is_typed(mongo_database):
     ids=["write-error", "network-timeout", "invalid-document", "invalid-bson"],
 )
 async def test_any_driver_error_is_typed(mongo_database, monkeypatch, error):
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     await mirror.save(flat_set(1))
 
     async def fail(*args: Any, **kwargs: Any) -> Any:
@@ -575,7 +574,9 @@ async def test_any_driver_error_is_typed(mongo_database, monkeypatch, error):
 
 
 async def test_stalled_mongodb_fails_within_the_socket_timeout(own_nx_server):
-    mirror = MongoMirror(own_nx_server.uri, socket_timeout=1.0, server_selection_timeout=1.0)
+    mirror = MongoMirror(
+        own_nx_server.uri, socket_timeout=1.0, server_selection_timeout=1.0, kind=PROMPT_SETS
+    )
     try:
         await mirror.save(flat_set(1))
         with own_nx_server.paused():
@@ -591,7 +592,7 @@ async def test_stalled_mongodb_fails_within_the_socket_timeout(own_nx_server):
 
 async def test_mongodb_down_is_unavailable_quickly(own_nx_server):
     own_nx_server.kill()
-    mirror = MongoMirror(own_nx_server.uri, server_selection_timeout=0.5)
+    mirror = MongoMirror(own_nx_server.uri, server_selection_timeout=0.5, kind=PROMPT_SETS)
     try:
         started = time.monotonic()
         with pytest.raises(MirrorUnavailableError):
@@ -611,7 +612,7 @@ async def test_password_never_appears(own_nx_server):
     secret = "hunter2-pass"
     uri = f"mongodb://reader:{secret}@127.0.0.1:{own_nx_server.port}/?authSource=admin"
     own_nx_server.kill()
-    mirror = MongoMirror(uri, server_selection_timeout=0.3)
+    mirror = MongoMirror(uri, server_selection_timeout=0.3, kind=PROMPT_SETS)
     try:
         assert secret not in repr(mirror)
         assert "reader:***@" in repr(mirror)
@@ -627,11 +628,11 @@ async def test_password_never_appears(own_nx_server):
 def test_missing_uri_names_the_variable(monkeypatch):
     monkeypatch.delenv("MONGODB_URI", raising=False)
     with pytest.raises(ConfigurationError, match="MONGODB_URI"):
-        MongoMirror()
+        MongoMirror(kind=PROMPT_SETS)
 
 
 async def test_empty_mirror_has_no_active_set(mongo_database):
-    mirror = MongoMirror(database=mongo_database)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
     with pytest.raises(PromptSetNotFoundError):
         await mirror.active()
     assert await mirror.reconcile() is None

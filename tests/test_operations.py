@@ -3,7 +3,7 @@ for both content kinds."""
 
 import pytest
 
-from storybench_prompts import DirectusSource, InMemoryMirror, MirrorUnavailableError
+from storybench_prompts import PROMPT_SETS, DirectusSource, InMemoryMirror, MirrorUnavailableError
 from storybench_prompts.content.kinds import EVALUATION_SETS
 from storybench_prompts.ops.checks import compare_versions, run_checks
 from tests.factories import flat_set
@@ -12,9 +12,11 @@ pytestmark = [pytest.mark.anyio, pytest.mark.directus]
 
 
 async def test_compare_marks_same_missing_differs_and_mirror_only(directus):
-    async with DirectusSource(directus.url, directus.readonly_token) as source:
+    async with DirectusSource(directus.url, directus.readonly_token, kind=PROMPT_SETS) as source:
         real_v1 = await source.get(1)
-        mirror = InMemoryMirror([real_v1, flat_set(2, directus_id=2), flat_set(77)])
+        mirror = InMemoryMirror(
+            [real_v1, flat_set(2, directus_id=2), flat_set(77)], kind=PROMPT_SETS
+        )
         rows = await compare_versions(source, mirror)
     states = {r.version: r.state for r in rows}
     assert states == {1: "same", 2: "differs", 3: "missing", 77: "mirror_only"}
@@ -43,12 +45,14 @@ def by_name(results, kind="prompts"):
 
 
 async def test_checks_report_each_part(directus):
-    async with DirectusSource(directus.url, directus.readonly_token) as source:
-        empty = await run_checks([(source, InMemoryMirror())])
+    async with DirectusSource(directus.url, directus.readonly_token, kind=PROMPT_SETS) as source:
+        empty = await run_checks([(source, InMemoryMirror(kind=PROMPT_SETS))])
         latest = await source.latest()
-        stale = await run_checks([(source, InMemoryMirror([await source.get(1)]))])
-        good = await run_checks([(source, InMemoryMirror([latest]))])
-        broken = await run_checks([(source, UnwritableMirror([latest]))])
+        stale = await run_checks(
+            [(source, InMemoryMirror([await source.get(1)], kind=PROMPT_SETS))]
+        )
+        good = await run_checks([(source, InMemoryMirror([latest], kind=PROMPT_SETS))])
+        broken = await run_checks([(source, UnwritableMirror([latest], kind=PROMPT_SETS))])
     assert [(r.name, r.kind) for r in empty] == [
         ("directus", None),
         ("schema", "prompts"),
@@ -70,11 +74,14 @@ async def test_checks_report_each_part(directus):
 
 
 async def test_checks_cover_both_kinds(directus):
-    async with DirectusSource(directus.url, directus.readonly_token) as prompts:
+    async with DirectusSource(directus.url, directus.readonly_token, kind=PROMPT_SETS) as prompts:
         evaluations = prompts.for_kind(EVALUATION_SETS)
         fresh = InMemoryMirror([await evaluations.get(3)], kind=EVALUATION_SETS)
         results = await run_checks(
-            [(prompts, InMemoryMirror([await prompts.latest()])), (evaluations, fresh)]
+            [
+                (prompts, InMemoryMirror([await prompts.latest()], kind=PROMPT_SETS)),
+                (evaluations, fresh),
+            ]
         )
         lagging = await run_checks(
             [(evaluations, InMemoryMirror([await evaluations.get(1)], kind=EVALUATION_SETS))]
@@ -96,8 +103,8 @@ async def test_checks_cover_both_kinds(directus):
 
 
 async def test_checks_with_a_bad_token(directus):
-    async with DirectusSource(directus.url, "not-the-token") as source:
-        results = await run_checks([(source, InMemoryMirror())])
+    async with DirectusSource(directus.url, "not-the-token", kind=PROMPT_SETS) as source:
+        results = await run_checks([(source, InMemoryMirror(kind=PROMPT_SETS))])
     checks = by_name(results)
     assert not checks["directus"].ok
     assert "DIRECTUS_TOKEN" in checks["directus"].detail
@@ -110,11 +117,13 @@ async def test_a_missing_needed_field_fails_the_schema_check(own_directus):
         admin.delete("/fields/prompts/order_in_sequence").raise_for_status()
         admin.delete("/fields/prompts/guidance_notes").raise_for_status()
         admin.delete("/fields/scoring/guidelines").raise_for_status()
-    async with DirectusSource(own_directus.url, own_directus.readonly_token) as prompts:
+    async with DirectusSource(
+        own_directus.url, own_directus.readonly_token, kind=PROMPT_SETS
+    ) as prompts:
         results = await run_checks(
             [
-                (prompts, InMemoryMirror()),
-                (prompts.for_kind(EVALUATION_SETS), InMemoryMirror()),
+                (prompts, InMemoryMirror(kind=PROMPT_SETS)),
+                (prompts.for_kind(EVALUATION_SETS), InMemoryMirror(kind=PROMPT_SETS)),
             ]
         )
     prompt_schema = by_name(results)["schema"]

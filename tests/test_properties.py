@@ -25,8 +25,13 @@ from storybench_prompts import (
     convert_version,
     prompt_set_from_storybench,
 )
-from storybench_prompts.content.convert import ensure_valid, validate_content
-from storybench_prompts.content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
+from storybench_prompts.content.kinds import (
+    EVALUATION_SETS,
+    PROMPT_SETS,
+    ContentKind,
+    ensure_valid,
+    validate_content,
+)
 from storybench_prompts.content.models import Criterion, EvaluationSet, VersionedContent
 from tests.factories import flat_evaluation_set, flat_set
 
@@ -184,7 +189,9 @@ def _broken_copy(prompt_set: PromptSet) -> PromptSet:
 def test_valid_sets_round_trip_through_the_file_mirror(payload):
     prompt_set = convert_version(payload)
     with tempfile.TemporaryDirectory() as tmp:
-        anyio.run(_round_trip, FileMirror(tmp), prompt_set, _broken_copy(prompt_set))
+        anyio.run(
+            _round_trip, FileMirror(tmp, kind=PROMPT_SETS), prompt_set, _broken_copy(prompt_set)
+        )
 
 
 @pytest.mark.mongodb
@@ -201,7 +208,9 @@ def test_valid_sets_round_trip_through_the_mongodb_mirror(nx_server, payload):
         try:
             await client.drop_database(name)
             await _round_trip(
-                MongoMirror(database=client[name]), prompt_set, _broken_copy(prompt_set)
+                MongoMirror(database=client[name], kind=PROMPT_SETS),
+                prompt_set,
+                _broken_copy(prompt_set),
             )
         finally:
             await client.drop_database(name)

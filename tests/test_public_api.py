@@ -1,6 +1,7 @@
 """The public surface changes only on purpose."""
 
 import storybench_prompts
+from storybench_prompts import PROMPT_SETS
 
 EXPECTED = [
     "CachePolicy",
@@ -101,12 +102,12 @@ def test_sources_and_mirrors_implement_the_protocols(tmp_path):
         PromptRepository,
     )
 
-    source = DirectusSource("https://x.example.org", "t")
+    source = DirectusSource("https://x.example.org", "t", kind=PROMPT_SETS)
     assert isinstance(source, PromptRepository)
     for mirror in (
-        FileMirror(tmp_path),
-        InMemoryMirror(),
-        MongoMirror("mongodb://127.0.0.1:1/", server_selection_timeout=0.1),
+        FileMirror(tmp_path, kind=PROMPT_SETS),
+        InMemoryMirror(kind=PROMPT_SETS),
+        MongoMirror("mongodb://127.0.0.1:1/", server_selection_timeout=0.1, kind=PROMPT_SETS),
     ):
         assert isinstance(mirror, PromptMirror), mirror
 
@@ -115,3 +116,35 @@ def test_py_typed_is_shipped():
     from importlib.resources import files
 
     assert files("storybench_prompts").joinpath("py.typed").is_file()
+
+
+def test_no_class_name_is_defined_twice_in_the_package():
+    import ast
+    import pathlib
+
+    root = pathlib.Path(storybench_prompts.__file__).parent
+    where: dict[str, list[str]] = {}
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(str(path.relative_to(root)))
+    assert {name: paths for name, paths in where.items() if len(paths) > 1} == {}
+
+
+def test_one_version_number():
+    import importlib.metadata
+    import subprocess
+    import sys
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    assert "version" in pyproject["project"]["dynamic"]
+    assert importlib.metadata.version("storybench-prompts") == storybench_prompts.__version__
+    cli = subprocess.run(
+        [sys.executable, "-m", "storybench_prompts", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert cli.stdout.split()[-1] == storybench_prompts.__version__

@@ -1,6 +1,7 @@
 import pytest
 
 from storybench_prompts import (
+    PROMPT_SETS,
     CachingRepository,
     ConfigurationError,
     FileMirror,
@@ -48,12 +49,12 @@ def test_describe_masks_secrets(monkeypatch):
 
 def test_mirror_choice_follows_mongodb_uri(monkeypatch, tmp_path):
     monkeypatch.setenv("STORYBENCH_PROMPTS_MIRROR_DIR", str(tmp_path / "m"))
-    mirror = build_mirror()
+    mirror = build_mirror(None, PROMPT_SETS)
     assert isinstance(mirror, FileMirror)
     assert mirror.directory == tmp_path / "m"
     monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:1/")
     monkeypatch.setenv("STORYBENCH_PROMPTS_MONGODB_DATABASE", "other")
-    mongo = build_mirror()
+    mongo = build_mirror(None, PROMPT_SETS)
     assert isinstance(mongo, MongoMirror)
     assert mongo._db.name == "other"
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from storybench_prompts import (
+    PROMPT_SETS,
     DirectusConnectionError,
     DirectusInvalidResponseError,
     DirectusSource,
@@ -87,11 +88,11 @@ async def broken_server(request) -> AsyncIterator[str]:
     ids=["ends-early", "invalid-json", "over-cap"],
 )
 async def test_broken_answers_are_typed_and_write_nothing(broken_server, error, match):
-    mirror = InMemoryMirror([flat_set(1)])
+    mirror = InMemoryMirror([flat_set(1)], kind=PROMPT_SETS)
     before = await mirror.stored_hash(1)
     retry = RetryPolicy(max_attempts=2, initial_backoff=0.001, max_backoff=0.002)
     async with DirectusSource(
-        broken_server, "token", retry=retry, max_response_bytes=64 * 1024
+        broken_server, "token", retry=retry, max_response_bytes=64 * 1024, kind=PROMPT_SETS
     ) as source:
         with pytest.raises(error, match=match):
             await source.get(1)
@@ -187,7 +188,7 @@ async def trickler(request) -> AsyncIterator[Trickler]:
 @pytest.mark.parametrize("trickler", [{"answer_after": 1}], indirect=True)
 async def test_one_attempt_ends_at_its_deadline_however_slowly_the_body_comes(trickler):
     timeouts = DirectusTimeouts(connect=1.0, read=1.0, attempt=1.5)
-    async with DirectusSource(trickler.url, "token", timeouts=timeouts) as source:
+    async with DirectusSource(trickler.url, "token", timeouts=timeouts, kind=PROMPT_SETS) as source:
         started = time.monotonic()
         with pytest.raises(DirectusTimeoutError, match="deadline of one attempt") as info:
             await source.get(1)
@@ -207,7 +208,9 @@ async def test_the_retry_deadline_ends_an_attempt_in_progress(trickler):
     # The attempt deadline (30 s) is out of reach: only the retry deadline can stop it.
     timeouts = DirectusTimeouts(connect=1.0, read=1.0, attempt=30.0)
     retry = RetryPolicy(max_attempts=4, initial_backoff=0.01, deadline=1.5)
-    async with DirectusSource(trickler.url, "token", timeouts=timeouts, retry=retry) as source:
+    async with DirectusSource(
+        trickler.url, "token", timeouts=timeouts, retry=retry, kind=PROMPT_SETS
+    ) as source:
         started = time.monotonic()
         with pytest.raises(DirectusTimeoutError, match=r"1\.5 s retry deadline \(attempt 2\)"):
             await source.get(1)

@@ -3,6 +3,7 @@
 import pytest
 
 from storybench_prompts import (
+    PROMPT_SETS,
     DirectusConnectionError,
     InMemoryMirror,
     InvalidPromptSetError,
@@ -35,7 +36,7 @@ async def test_refused_and_failed_versions_keep_their_mirror_copy():
             3: DirectusConnectionError("reset"),
         }
     )
-    mirror = InMemoryMirror([flat_set(v) for v in (1, 2, 3)])
+    mirror = InMemoryMirror([flat_set(v) for v in (1, 2, 3)], kind=PROMPT_SETS)
     results = await sync_versions(origin, mirror, activate=2)
     assert mirror.active_version is None  # version 2 was refused: nothing activated
     assert [(r.version, r.outcome) for r in results] == [
@@ -54,7 +55,7 @@ async def test_refused_and_failed_versions_keep_their_mirror_copy():
 
 async def test_dry_run_writes_nothing():
     origin = PickyOrigin({})
-    mirror = InMemoryMirror([flat_set(1, text_suffix=" new"), flat_set(2)])
+    mirror = InMemoryMirror([flat_set(1, text_suffix=" new"), flat_set(2)], kind=PROMPT_SETS)
     results = await sync_versions(origin, mirror, dry_run=True)
     assert [r.outcome for r in results] == ["unchanged", "updated", "new", "new"]
     assert mirror.saves == 0
@@ -65,7 +66,7 @@ async def test_listing_failure_raises():
     origin = PickyOrigin({})
     origin.error = DirectusConnectionError("down")
     with pytest.raises(DirectusConnectionError):
-        await sync_versions(origin, InMemoryMirror())
+        await sync_versions(origin, InMemoryMirror(kind=PROMPT_SETS))
 
 
 @pytest.mark.anyio
@@ -82,7 +83,7 @@ async def test_a_failed_latest_never_moves_the_active_set_down():
             return await super().get(version)
 
     origin = Origin({1: flat_set(1), 2: flat_set(2), 3: flat_set(3)})
-    mirror = InMemoryMirror()
+    mirror = InMemoryMirror(kind=PROMPT_SETS)
     await sync_versions(origin, mirror, None, activate_highest=True)
     assert mirror.active_version == 3
     origin.broken = frozenset({3})

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(180)
 @pytest.mark.anyio
 async def test_the_watcher_reconciles_at_start_on_change_and_on_the_interval():
     origin = ScriptedOrigin({1: flat_set(1), 2: flat_set(2)})
-    mirror = InMemoryMirror()
+    mirror = InMemoryMirror(kind=PROMPT_SETS)
     clock = FakeClock()
     lines: list[str] = []
     watcher = MirrorWatcher(

@@ -15,13 +15,13 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import anyio
 
 from .._events import Event, Hook, Hooks, OriginStatus
-from .._exceptions import ContentChangedError, PromptSetNotFoundError
-from ..content.kinds import PROMPT_SETS, ContentKind
+from .._exceptions import ConfigurationError, ContentChangedError, PromptSetNotFoundError
+from ..content.kinds import ContentKind
 from ..content.models import EvaluationSet, VersionedContent, VersionInfo
 from ..mirrors.base import PromptMirror
 from ..mirrors.memory import InMemoryMirror
@@ -47,6 +47,27 @@ if TYPE_CHECKING:
 __all__ = ["CachingRepository"]
 
 C = TypeVar("C", bound=VersionedContent)
+
+
+def _kind_of(
+    kind: ContentKind[C] | None, origin: PromptRepository[C], mirror: PromptMirror[C] | None
+) -> ContentKind[C]:
+    """The kind named by the caller, the origin or the mirror; they must agree, and one must
+    say it (no kind is assumed)."""
+    named: list[ContentKind[C]] = [
+        k for k in (kind, getattr(origin, "kind", None), getattr(mirror, "kind", None)) if k
+    ]
+    if not named:
+        raise TypeError(
+            "CachingRepository needs its content kind: pass kind=PROMPT_SETS or "
+            "kind=EVALUATION_SETS (an origin or mirror with a .kind attribute also says it)"
+        )
+    differing = sorted({k.name for k in named})
+    if len(differing) > 1:
+        raise ConfigurationError(
+            f"the origin, mirror and kind= name different content kinds: {', '.join(differing)}"
+        )
+    return named[0]
 
 
 class CachingRepository(Generic[C]):
@@ -80,7 +101,7 @@ class CachingRepository(Generic[C]):
     ) -> None:
         self.origin = origin
         self.mirror = mirror
-        self.kind: ContentKind[C] = kind or getattr(origin, "kind", None) or cast(Any, PROMPT_SETS)
+        self.kind: ContentKind[C] = _kind_of(kind, origin, mirror)
         self.policy = policy = policy or CachePolicy()
         self.evaluations: CachingRepository[EvaluationSet] | None = None
         """The other kind's repository of the same stack (set by ``build_repository()``)."""

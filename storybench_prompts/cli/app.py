@@ -570,13 +570,10 @@ def versions(state: _State, as_json: bool, kind: str) -> None:
 # -- get ----------------------------------------------------------------------------------
 
 
-def _print_readable(state: _State, content: VersionedContent) -> None:
-    from ..content.models import EvaluationSet, PromptSet
-
+def _print_readable(state: _State, kind: ContentKind[Any], content: VersionedContent) -> None:
     p = content.provenance
-    noun = "Evaluation set" if isinstance(content, EvaluationSet) else "Prompt set"
     name = f" - {content.version_name}" if content.version_name else ""
-    state.data(f"{noun} v{content.version}{name}")
+    state.data(f"{kind.title} v{content.version}{name}")
     state.data(f"config_hash {content.config_hash}   directus_id {content.directus_id}")
     if p is not None:
         flags = [f for f, on in (("stale", p.stale), ("hedged", p.hedged)) if on]
@@ -586,23 +583,8 @@ def _print_readable(state: _State, content: VersionedContent) -> None:
             f"served from {p.source} (origin {p.origin}), fetched {p.fetched_at:%Y-%m-%d %H:%M:%S}"
             f" UTC, {p.age:.1f} s ago{' [' + ', '.join(flags) + ']' if flags else ''}"
         )
-    if isinstance(content, PromptSet):
-        for seq_name, prompts in content.sequences.items():
-            state.data(f"\n{seq_name} ({len(prompts)} prompts)")
-            for i, prompt in enumerate(prompts, 1):
-                state.data(f"  {i}. {prompt.name}: {prompt.text}")
-    elif isinstance(content, EvaluationSet):
-        for key, criterion in content.criteria.items():
-            state.data(
-                f"\n{criterion.name} ({key}, scale {criterion.scale[0]}-{criterion.scale[1]})"
-            )
-            if criterion.description:
-                state.data(f"  {criterion.description}")
-            state.data("  " + criterion.criteria.replace("\n", "\n  "))
-        if content.scoring_guidelines:
-            state.data(
-                "\nScoring guidelines\n  " + content.scoring_guidelines.replace("\n", "\n  ")
-            )
+    for line in kind.render(content):
+        state.data(line)
 
 
 @cli.command()
@@ -653,18 +635,19 @@ def get(
             async with _source(state).for_kind(content_kind) as source:
                 served = await (source.latest() if number is None else source.get(number))
                 return served
-        from .._compose import build_repository
+        from .._compose import build_stack
 
-        async with build_repository(state.settings) as prompts:
-            repo: Any = prompts.evaluations if content_kind is EVALUATION_SETS else prompts
-            return await (repo.latest() if number is None else repo.get(number))  # type: ignore[no-any-return]
+        async with build_stack(state.settings) as stack:
+            repo = stack.repository(content_kind)
+            served = await (repo.latest() if number is None else repo.get(number))
+            return served
 
     what = f"{content_kind.noun} {config_hash or version}"
     content = _run(state, f"reading {what}", run)
     if as_json:
         state.data(json.dumps(content.to_json_dict(), indent=2, ensure_ascii=False))
     else:
-        _print_readable(state, content)
+        _print_readable(state, content_kind, content)
 
 
 # -- check --------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""Domain models: what Directus stores, and the flat sets storybench runs (prompts, criteria).
-
-No I/O here. Conversion from the Directus tree to a :class:`PromptSet` is in ``_convert``.
+"""Domain models: the flat sets storybench runs (prompt sets, evaluation criteria), their
+provenance and storybench's ``config_hash``. No I/O here; what Directus stores is in
+``directus_items`` and the conversions are in ``prompt_sets`` and ``evaluation_sets``.
 """
 
 from __future__ import annotations
@@ -16,31 +16,19 @@ from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
-    AliasChoices,
     BaseModel,
     ConfigDict,
-    Field,
     SerializerFunctionWrapHandler,
     WrapSerializer,
 )
 
 __all__ = [
     "Criterion",
-    "CriterionJunction",
-    "DirectusEvaluationCriterion",
-    "DirectusEvaluationVersion",
-    "DirectusPrompt",
-    "DirectusPromptSetVersion",
-    "DirectusScoring",
-    "DirectusSequence",
     "EvaluationSet",
     "Prompt",
-    "PromptJunction",
     "PromptSet",
     "Provenance",
     "ReadOnlyMapping",
-    "ScoringJunction",
-    "SequenceJunction",
     "Source",
     "Status",
     "VersionInfo",
@@ -108,65 +96,6 @@ class Status(StrEnum):
     DRAFT = "draft"
     PUBLISHED = "published"
     ARCHIVED = "archived"
-
-
-class _DirectusItem(BaseModel):
-    # CMS editors add fields; they must not break reading. Missing required fields still fail.
-    # Built on first use: a process that only reads a mirror never needs these (start-up).
-    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
-
-
-class DirectusPrompt(_DirectusItem):
-    id: DirectusId | None = None
-    name: str
-    text: str
-    order_in_sequence: int | None = None
-    status: Status
-    guidance_notes: str | None = None
-    expected_outcome_summary: str | None = None
-    tags: Any = None
-    sort: int | None = None
-    date_created: datetime | None = None
-    date_updated: datetime | None = None
-
-
-class PromptJunction(_DirectusItem):
-    """A row of ``prompt_sequences_prompts``; ``prompts_id`` is None when not readable."""
-
-    id: DirectusId | None = None
-    prompts_id: DirectusPrompt | None = None
-
-
-class DirectusSequence(_DirectusItem):
-    id: DirectusId | None = None
-    sequence_name: str
-    sequence_description: str | None = None
-    status: Status
-    sort: int | None = None
-    date_created: datetime | None = None
-    date_updated: datetime | None = None
-    prompts_in_sequence: list[PromptJunction] = Field(default_factory=list)
-
-
-class SequenceJunction(_DirectusItem):
-    """A row of ``prompt_set_versions_prompt_sequences``."""
-
-    id: DirectusId | None = None
-    prompt_sequences_id: DirectusSequence | None = None
-
-
-class DirectusPromptSetVersion(_DirectusItem):
-    id: DirectusId
-    version_number: int
-    version_name: str | None = None
-    status: Status
-    description: str | None = None
-    date_created: datetime | None = None
-    date_updated: datetime | None = None
-    published_at: datetime | None = None
-    published_by: Any = None
-    based_on_version_number: int | None = None
-    sequences_in_set: list[SequenceJunction] = Field(default_factory=list)
 
 
 class VersionInfo(BaseModel):
@@ -386,56 +315,3 @@ class EvaluationSet(VersionedContent):
     def to_storybench(self) -> dict[str, Any]:
         # storybench's evaluation structure carries the version name too.
         return {**super().to_storybench(), "version_name": self.version_name}
-
-
-# -- Directus's evaluation collections ----------------------------------------------------
-
-
-class DirectusEvaluationCriterion(_DirectusItem):
-    id: DirectusId | None = None
-    name: str
-    description: str | None = None
-    scale: int
-    criteria: str
-    sort: int | None = None
-
-
-class CriterionJunction(_DirectusItem):
-    """A row of ``evaluation_versions_evaluation_criteria``."""
-
-    id: DirectusId | None = None
-    evaluation_criteria_id: DirectusEvaluationCriterion | None = None
-
-
-class DirectusScoring(_DirectusItem):
-    id: DirectusId | None = None
-    name: str | None = None
-    guidelines: str
-    sort: int | None = None
-
-
-class ScoringJunction(_DirectusItem):
-    """A row of ``evaluation_versions_scoring``."""
-
-    id: DirectusId | None = None
-    scoring_id: DirectusScoring | None = None
-
-
-class DirectusEvaluationVersion(_DirectusItem):
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True, defer_build=True)
-
-    id: DirectusId
-    version_number: int
-    version_name: str | None = None
-    status: Status
-    description: str | None = None
-    date_created: datetime | None = None
-    date_updated: datetime | None = None
-    # storybench's Directus spells the field this way; either spelling is read.
-    published_at: datetime | None = Field(
-        None, validation_alias=AliasChoices("pubslihed_at", "published_at")
-    )
-    published_by: Any = None
-    based_on_version_number: int | None = None
-    evaluation_criteria_in_version: list[CriterionJunction] = Field(default_factory=list)
-    scoring_in_version: list[ScoringJunction] = Field(default_factory=list)

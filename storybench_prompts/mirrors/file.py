@@ -41,7 +41,7 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar, overload
+from typing import Any, Generic, Self, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -53,9 +53,8 @@ from .._exceptions import (
     MirrorUnavailableError,
     PromptSetNotFoundError,
 )
-from ..content.convert import ensure_valid
-from ..content.kinds import PROMPT_SETS, ContentKind
-from ..content.models import PromptSet, Provenance, VersionedContent, VersionInfo
+from ..content.kinds import ContentKind
+from ..content.models import Provenance, VersionedContent, VersionInfo
 from .base import SaveOutcome
 
 __all__ = ["FileMirror", "default_mirror_dir"]
@@ -83,27 +82,16 @@ class FileMirror(Generic[C]):
 
     name = "file"
 
-    @overload
-    def __init__(
-        self: FileMirror[PromptSet], directory: str | os.PathLike[str] | None = None
-    ) -> None: ...
-
-    @overload
-    def __init__(
-        self, directory: str | os.PathLike[str] | None = None, *, kind: ContentKind[C]
-    ) -> None: ...
-
     def __init__(
         self,
         directory: str | os.PathLike[str] | None = None,
         *,
-        kind: ContentKind[Any] = PROMPT_SETS,
+        kind: ContentKind[C],
     ) -> None:
         self.directory = Path(directory) if directory is not None else default_mirror_dir()
         self.kind: ContentKind[C] = kind
         self._file_re = re.compile(rf"^{re.escape(kind.file_prefix)}-v(\d+)\.json$")
-        # The member holding the content: "prompt_set" (as in 0.1 files), "evaluation_set".
-        self._member = kind.noun.replace(" ", "_")
+        self._member = kind.file_key
 
     def for_kind(self, kind: ContentKind[D]) -> FileMirror[D]:
         """A mirror of ``kind`` in the same directory (its own file names)."""
@@ -305,7 +293,7 @@ class FileMirror(Generic[C]):
         """Record the content by hash, then make it the version's current snapshot."""
         if not isinstance(content, self.kind.model):
             raise TypeError(f"this mirror holds {self.kind.noun}s, not {type(content).__name__}")
-        ensure_valid(content)
+        self.kind.ensure_valid(content)
         record = self.record_path(content.config_hash)
         await self._write(record, self._encode(record, self._document(content, withdrawn_at=None)))
         path = self.path_for(content.version)

@@ -10,12 +10,11 @@ the highest version still served active (or leaves it when there is none).
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar, overload
+from typing import Generic, Self, TypeVar
 
 from .._exceptions import PromptSetNotFoundError
-from ..content.convert import ensure_valid
-from ..content.kinds import PROMPT_SETS, ContentKind
-from ..content.models import PromptSet, Provenance, VersionedContent, VersionInfo
+from ..content.kinds import ContentKind
+from ..content.models import Provenance, VersionedContent, VersionInfo
 from .base import SaveOutcome
 
 __all__ = ["InMemoryMirror"]
@@ -33,13 +32,7 @@ class InMemoryMirror(Generic[C]):
 
     name = "memory"
 
-    @overload
-    def __init__(self: InMemoryMirror[PromptSet], sets: list[PromptSet] | None = None) -> None: ...
-
-    @overload
-    def __init__(self, sets: list[C] | None = None, *, kind: ContentKind[C]) -> None: ...
-
-    def __init__(self, sets: list[Any] | None = None, *, kind: ContentKind[Any] = PROMPT_SETS):
+    def __init__(self, sets: list[C] | None = None, *, kind: ContentKind[C]) -> None:
         self.kind: ContentKind[C] = kind
         self._current: dict[int, C] = {}
         self._by_hash: dict[str, C] = {}
@@ -70,7 +63,7 @@ class InMemoryMirror(Generic[C]):
     def _checked(self, content: C) -> C:
         if not isinstance(content, self.kind.model):
             raise TypeError(f"this mirror holds {self.kind.noun}s, not {type(content).__name__}")
-        return ensure_valid(content)
+        return self.kind.ensure_valid(content)
 
     def _store(self, content: C) -> None:
         self._current[content.version] = content

@@ -82,7 +82,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar, overload
+from typing import Any, Generic, Self, TypeVar
 
 import bson.errors
 import pymongo
@@ -103,9 +103,8 @@ from .._exceptions import (
     PromptSetNotFoundError,
 )
 from .._redact import redact_uri
-from ..content.convert import ensure_valid
-from ..content.kinds import PROMPT_SETS, ContentKind
-from ..content.models import PromptSet, Provenance, VersionedContent, VersionInfo
+from ..content.kinds import ContentKind
+from ..content.models import Provenance, VersionedContent, VersionInfo
 from .base import SaveOutcome
 
 __all__ = [
@@ -231,39 +230,12 @@ class MongoMirror(Generic[C]):
 
     name = "mongodb"
 
-    @overload
-    def __init__(
-        self: MongoMirror[PromptSet],
-        uri: str | None = None,
-        *,
-        database: Any = None,
-        database_name: str = DEFAULT_DATABASE,
-        collection_name: str | None = None,
-        server_selection_timeout: float = DEFAULT_SERVER_SELECTION_TIMEOUT,
-        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-    ) -> None: ...
-
-    @overload
     def __init__(
         self,
         uri: str | None = None,
         *,
         database: Any = None,
         kind: ContentKind[C],
-        database_name: str = DEFAULT_DATABASE,
-        collection_name: str | None = None,
-        server_selection_timeout: float = DEFAULT_SERVER_SELECTION_TIMEOUT,
-        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
-        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-    ) -> None: ...
-
-    def __init__(
-        self,
-        uri: str | None = None,
-        *,
-        database: Any = None,
-        kind: ContentKind[Any] = PROMPT_SETS,
         database_name: str = DEFAULT_DATABASE,
         collection_name: str | None = None,
         server_selection_timeout: float = DEFAULT_SERVER_SELECTION_TIMEOUT,
@@ -598,7 +570,7 @@ class MongoMirror(Generic[C]):
         """
         if not isinstance(content, self.kind.model):
             raise TypeError(f"this mirror holds {self._noun}s, not {type(content).__name__}")
-        ensure_valid(content)
+        self.kind.ensure_valid(content)
         await self.ensure_indexes()
         version = content.version
         config_hash = content.config_hash

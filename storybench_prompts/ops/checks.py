@@ -5,103 +5,27 @@ return."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import anyio
 
 from .._exceptions import DirectusForbiddenError, StorybenchPromptsError
-from ..content.kinds import ContentKind
 from ..content.models import VersionedContent, VersionInfo
 from ..mirrors.base import PromptMirror
 from ..sources.base import PromptRepository
 from ..sources.directus import DirectusSource
 
 __all__ = [
-    "SCHEMAS",
     "CheckResult",
-    "SchemaExpectation",
     "VersionComparison",
     "check_schema",
     "compare_versions",
     "run_checks",
-    "schema_expectation",
 ]
 
 C = TypeVar("C", bound=VersionedContent)
-
-
-@dataclass(frozen=True, slots=True)
-class SchemaExpectation:
-    """The Directus fields a kind reads, per collection.
-
-    ``required``: without them the content cannot be read or would be wrong (the nested
-    query names them, or the converter needs them). ``optional``: read where they exist
-    (names, descriptions, dates); a schema without them works. ``a|b`` means either spelling.
-    """
-
-    required: Mapping[str, tuple[str, ...]]
-    optional: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-
-
-_DATES = ("date_created", "date_updated")
-
-SCHEMAS: dict[str, SchemaExpectation] = {
-    "prompts": SchemaExpectation(
-        required={
-            "prompt_set_versions": ("id", "version_number", "status", "sequences_in_set"),
-            "prompt_set_versions_prompt_sequences": (
-                "id", "prompt_set_versions_id", "prompt_sequences_id",
-            ),
-            "prompt_sequences": ("id", "sequence_name", "status", "prompts_in_sequence"),
-            "prompt_sequences_prompts": ("id", "prompt_sequences_id", "prompts_id"),
-            # Without order_in_sequence, prompts could only be ordered by name: the wrong order.
-            "prompts": ("id", "name", "text", "status", "order_in_sequence"),
-        },
-        optional={
-            "prompt_set_versions": (
-                "version_name", "description", *_DATES, "published_at", "published_by",
-                "based_on_version_number",
-            ),
-            "prompt_sequences": ("sequence_description", "sort", *_DATES),
-            "prompts": (
-                "guidance_notes", "expected_outcome_summary", "tags", "sort", *_DATES,
-            ),
-        },
-    ),
-    "evaluations": SchemaExpectation(
-        required={
-            "evaluation_versions": (
-                "id", "version_number", "status", "evaluation_criteria_in_version",
-                "scoring_in_version",
-            ),
-            "evaluation_versions_evaluation_criteria": (
-                "id", "evaluation_versions_id", "evaluation_criteria_id",
-            ),
-            "evaluation_criteria": ("id", "name", "scale", "criteria"),
-            "evaluation_versions_scoring": ("id", "evaluation_versions_id", "scoring_id"),
-            "scoring": ("id", "guidelines"),
-        },
-        optional={
-            "evaluation_versions": (
-                "version_name", "description", *_DATES, "pubslihed_at|published_at",
-                "published_by", "based_on_version_number",
-            ),
-            "evaluation_criteria": ("description", "sort", *_DATES),
-            "scoring": ("name", "sort", *_DATES),
-        },
-    ),
-}  # fmt: skip
-"""What each kind (by ``ContentKind.name``) needs from the Directus schema."""
-
-
-def schema_expectation(kind: ContentKind[Any]) -> SchemaExpectation:
-    """The kind's expectation; for a kind without one, only that its collections are readable."""
-    known = SCHEMAS.get(kind.name)
-    if known is not None:
-        return known
-    return SchemaExpectation(required={c: ("id",) for c in kind.related_collections})
 
 
 VersionState = Literal["same", "missing", "differs", "mirror_only", "unknown"]
@@ -240,7 +164,7 @@ async def check_schema(source: DirectusSource[Any]) -> tuple[str, list[str]]:
 
     Returns a summary and one note per collection lacking optional fields.
     """
-    expectation = schema_expectation(source.kind)
+    expectation = source.kind.schema
     problems: list[str] = []
     unreadable: set[str] = set()
     notes: list[str] = []

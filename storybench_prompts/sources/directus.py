@@ -1,7 +1,7 @@
 """The Directus source: reads published versioned sets over HTTP (httpx, async).
 
-One source reads one content kind (prompt sets by default, evaluation sets with
-``kind=EVALUATION_SETS``); every query comes from the kind, so the same code serves both.
+One source reads one content kind (``kind=PROMPT_SETS`` or ``kind=EVALUATION_SETS``); every
+query comes from the kind, so the same code serves both.
 Siblings made with :meth:`DirectusSource.for_kind` share one pooled ``httpx.AsyncClient``.
 Every httpx error and every non-2xx answer is mapped to our error tree in
 :func:`map_transport_errors` and :func:`error_for_response`.
@@ -20,13 +20,12 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, Self, cast
+from typing import Any, Generic, Self, TypeVar, cast
 from urllib.parse import urlsplit
 
 import anyio
 import httpx
 from pydantic import SecretStr
-from typing_extensions import TypeVar
 
 from .._defaults import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -49,8 +48,8 @@ from .._exceptions import (
     DirectusTimeoutError,
     InvalidPromptSetError,
 )
-from ..content.kinds import PROMPT_SETS, ContentKind
-from ..content.models import PromptSet, Provenance, Status, VersionedContent, VersionInfo
+from ..content.kinds import ContentKind
+from ..content.models import Provenance, Status, VersionedContent, VersionInfo
 from .retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
 
 __all__ = [
@@ -63,9 +62,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Without a kind, a source reads prompt sets: ``DirectusSource(url, token)`` is a
-# ``DirectusSource[PromptSet]`` to type checkers too.
-C = TypeVar("C", bound=VersionedContent, default=PromptSet)
+C = TypeVar("C", bound=VersionedContent)
 D = TypeVar("D", bound=VersionedContent)
 
 
@@ -210,7 +207,7 @@ class DirectusSource(Generic[C]):
     """Reads the published sets of one content kind from Directus; a ``PromptRepository[C]``.
 
     ``url`` and ``token`` default to ``DIRECTUS_URL`` and ``DIRECTUS_TOKEN``. ``kind`` says
-    what is read (:data:`PROMPT_SETS` by default, or ``EVALUATION_SETS``): its collection, its
+    what is read (:data:`PROMPT_SETS` or ``EVALUATION_SETS``, always named): its collection, its
     nested query, its converter, and the noun every message uses. ``transport`` is an httpx
     transport to use instead of the network (tests, proxies, counting).
 
@@ -226,9 +223,7 @@ class DirectusSource(Generic[C]):
         url: str | None = None,
         token: str | SecretStr | None = None,
         *,
-        # The TypeVar's default (PromptSet) types a source built without a kind; mypy cannot
-        # see that the default value matches it.
-        kind: ContentKind[C] = PROMPT_SETS,  # type: ignore[assignment]
+        kind: ContentKind[C],
         timeouts: DirectusTimeouts | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,

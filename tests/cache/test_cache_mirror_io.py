@@ -15,7 +15,7 @@ pytestmark = pytest.mark.anyio
 
 class SlowMirror(InMemoryMirror):
     def __init__(self, sets=(), gate: anyio.Event | None = None, fail: BaseException | None = None):
-        super().__init__(list(sets))
+        super().__init__(list(sets), kind=PROMPT_SETS)
         self.gate = gate
         self.fail = fail
         self.reads = 0
@@ -77,7 +77,7 @@ async def test_concurrent_reads_of_one_key_are_one_mirror_read():
 
 async def test_a_write_is_skipped_when_the_mirror_holds_the_hash():
     clock, events = FakeClock(), []
-    mirror = InMemoryMirror()
+    mirror = InMemoryMirror(kind=PROMPT_SETS)
     mirror_io = io(mirror, clock, events)
     async with anyio.create_task_group() as tg:
         mirror_io.save_behind(flat_set(1), tg)
@@ -99,7 +99,7 @@ async def test_a_failing_write_of_any_type_is_counted_never_raised():
 
 async def test_withdrawals_are_written_and_emitted():
     clock, events = FakeClock(), []
-    mirror = InMemoryMirror([flat_set(1), flat_set(2), flat_set(3)])
+    mirror = InMemoryMirror([flat_set(1), flat_set(2), flat_set(3)], kind=PROMPT_SETS)
     mirror_io = io(mirror, clock, events)
     remembered = []
     async with anyio.create_task_group() as tg:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+import storybench_prompts
 from devserver.directus import DirectusServer
 from storybench_prompts import DirectusClientError, Settings, build_repository
 from storybench_prompts.compat.storybench.client import DirectusClient
@@ -153,3 +154,16 @@ async def test_the_client_and_the_library_serve_the_same_content(
     assert structure.model_dump(mode="json")["sequences"] == prompt_set.sequences_as_dicts()
     assert structure.directus_id == prompt_set.directus_id
     assert structure.created_at == prompt_set.created_at
+
+
+async def test_the_exported_models_are_the_classes_the_drop_in_returns(
+    client: DirectusClient,
+) -> None:
+    version = await client.get_version_by_number(1)
+    assert isinstance(version, storybench_prompts.DirectusPromptSetVersion)
+    assert isinstance(
+        version.sequences_in_set[0].prompt_sequences_id.prompts_in_sequence[0].prompts_id,
+        storybench_prompts.DirectusPrompt,
+    )
+    evaluation = await client.get_evaluation_version_by_number(1)
+    assert isinstance(evaluation, storybench_prompts.DirectusEvaluationVersion)
