@@ -141,8 +141,8 @@ async def test_indexes_are_non_unique_and_the_old_unique_index_goes(mongo_databa
     assert ("config_hash",) in keys
     assert ("version", "sync_order") in keys
     assert not any(ix.get("unique") for k, ix in keys.items() if k != ("_id",))
-    mirror._indexes_ready = False
-    await mirror.ensure_indexes()  # idempotent
+    # Idempotent: another mirror on the same collection builds nothing more.
+    await MongoMirror(database=mongo_database, kind=PROMPT_SETS).ensure_indexes()
     assert len(await collection.index_information()) == len(info)
 
 
@@ -153,7 +153,7 @@ async def test_an_old_unique_index_that_cannot_be_dropped_is_reported(mongo_data
     async def refused(*args: Any, **kwargs: Any) -> None:
         return None  # as if the server refused to drop it (no dropIndex privilege)
 
-    monkeypatch.setattr(mirror, "_drop_index", refused)
+    monkeypatch.setattr(mirror.indexes, "drop_unique_version_index", refused)
     await mirror.save(flat_set(1))
     with pytest.raises(MirrorUnavailableError, match="unique index on 'version'"):
         await mirror.save(flat_set(1, text_suffix=" edited"))
@@ -216,7 +216,7 @@ async def test_sync_killed_between_writes_keeps_a_set_active(mongo_database, mon
     async def crash(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt("killed between stamping the activation and applying it")
 
-    monkeypatch.setattr(mirror, "reconcile", crash)
+    monkeypatch.setattr(mirror.active_set, "reconcile", crash)
     with pytest.raises(KeyboardInterrupt):
         await mirror.activate(2)
     # The activation is recorded but not applied; the previous set is still the active one.
@@ -358,7 +358,7 @@ async def test_a_real_activation_outranks_an_adopted_storybench_document(mongo_d
     )
     await syncing.save(flat_set(5))
     await mongo_database["prompts"].update_many({}, {"$unset": {"activation_seq": ""}})
-    seq = await syncing._claim()  # `sync` claimed its number for version 5...
+    seq = await syncing.active_set.claim()  # `sync` claimed its number for version 5...
     await caching.reconcile()  # ...a write-through elsewhere adopts storybench's document...
     assert len(await active_versions(mongo_database)) == 1
     await mongo_database["prompts"].update_one(  # ...and then the number is stamped
