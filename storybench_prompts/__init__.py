@@ -81,6 +81,7 @@ if TYPE_CHECKING:
     from ._settings import Settings, build_mirror, build_repository, build_source
     from ._storybench import DirectusClient
     from ._sync import SyncResult, sync_versions
+    from .blocking import BlockingRepository, blocking
 
     # The names the interface documents use.
     PromptSetNotFound = PromptSetNotFoundError
@@ -161,6 +162,7 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(["Settings", "build_mirror", "build_repository", "build_source"], "_settings"),
     "DirectusClient": "_storybench",
     **dict.fromkeys(["SyncResult", "sync_versions"], "_sync"),
+    **dict.fromkeys(["BlockingRepository", "blocking"], "blocking"),
 }
 _ALIASES = {
     "PromptSetNotFound": "PromptSetNotFoundError",
@@ -170,6 +172,7 @@ _ALIASES = {
 __all__ = [
     "EVALUATION_SETS",
     "PROMPT_SETS",
+    "BlockingRepository",
     "CachePolicy",
     "CachingRepository",
     "ConfigurationError",
@@ -229,6 +232,7 @@ __all__ = [
     "VersionInfo",
     "VersionedContent",
     "__version__",
+    "blocking",
     "build_mirror",
     "build_repository",
     "build_source",
@@ -248,7 +252,10 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(target)
     if module is None:
         raise AttributeError(f"module 'storybench_prompts' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), target)
+    imported = importlib.import_module(f".{module}", __name__)
+    # ``blocking`` is a module named like its function; the module itself is served (it is
+    # callable), so every way of importing it gives the same object.
+    value = imported if module == target else getattr(imported, target)
     globals()[name] = value  # later lookups skip this function
     return value
 

@@ -3,6 +3,7 @@
 import storybench_prompts
 
 EXPECTED = [
+    "BlockingRepository",
     "CachePolicy",
     "CachingRepository",
     "ConfigurationError",
@@ -64,6 +65,7 @@ EXPECTED = [
     "VersionInfo",
     "VersionedContent",
     "__version__",
+    "blocking",
     "build_mirror",
     "build_repository",
     "build_source",
