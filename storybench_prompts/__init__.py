@@ -19,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._blocking import BlockingRepository, blocking
     from ._compose import build_mirror, build_repository, build_source
     from ._events import OriginState, OriginStatus
     from ._exceptions import (
@@ -170,6 +171,7 @@ _WHERE: dict[str, str] = {
         ["DirectusPromptSequence", "PromptInSequence", "SequenceInSet"], "compat.storybench.models"
     ),
     **dict.fromkeys(["SyncResult", "sync_versions"], "ops.sync"),
+    **dict.fromkeys(["BlockingRepository", "blocking"], "_blocking"),
 }
 _ALIASES = {
     "PromptSetNotFound": "PromptSetNotFoundError",
@@ -182,6 +184,7 @@ _ALIASES = {
 __all__ = [
     "EVALUATION_SETS",
     "PROMPT_SETS",
+    "BlockingRepository",
     "CachePolicy",
     "CachingRepository",
     "ConfigurationError",
@@ -241,6 +244,7 @@ __all__ = [
     "VersionInfo",
     "VersionedContent",
     "__version__",
+    "blocking",
     "build_mirror",
     "build_repository",
     "build_source",

@@ -13,6 +13,7 @@ from storybench_prompts import (
     PromptSetNotFoundError,
     VersionInfo,
 )
+from storybench_prompts.content.kinds import kind_of
 from tests.factories import flat_set
 
 
@@ -51,10 +52,13 @@ class ScriptedOrigin:
     """An origin whose answers, failures and delays the test decides."""
 
     name = "directus"
-    kind: ContentKind[Any] = PROMPT_SETS
 
-    def __init__(self, versions: dict[int, PromptSet] | None = None) -> None:
+    def __init__(
+        self, versions: dict[int, Any] | None = None, *, kind: ContentKind[Any] | None = None
+    ) -> None:
         self.sets = versions if versions is not None else {v: flat_set(v) for v in (1, 2, 3)}
+        # The kind of what it serves (as a real source says it), prompt sets when empty.
+        self.kind = kind or (kind_of(next(iter(self.sets.values()))) if self.sets else PROMPT_SETS)
         self.calls: list[Any] = []
         self.error: BaseException | None = None
         self.gate: anyio.Event | None = None

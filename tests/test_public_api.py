@@ -4,6 +4,7 @@ import storybench_prompts
 from storybench_prompts import PROMPT_SETS
 
 EXPECTED = [
+    "BlockingRepository",
     "CachePolicy",
     "CachingRepository",
     "ConfigurationError",
@@ -65,6 +66,7 @@ EXPECTED = [
     "VersionInfo",
     "VersionedContent",
     "__version__",
+    "blocking",
     "build_mirror",
     "build_repository",
     "build_source",

@@ -77,7 +77,8 @@ class CachingRepository(Generic[C]):
     task group, and leaving the block cancels them cleanly. ``clock`` is monotonic seconds and
     ``sleep`` waits in the same seconds (tests pass a fake pair, so timing rules are exact).
     ``stack`` is what this repository shares with the other kind's (``build_repository()``
-    makes one); without it the repository has a stack of its own. ``channel`` is a realtime
+    makes one; ``evaluations=`` joins that repository's); without it the repository has a
+    stack of its own. ``channel`` is a realtime
     feed of Directus's changes: the stack runs it (wire its callbacks to
     :meth:`content_changed`), and while it is open entries that no change has touched stay
     current past their TTL. ``hooks`` receive every event (see ``_events``).
@@ -94,6 +95,7 @@ class CachingRepository(Generic[C]):
         rand: Callable[[], float] = random.random,
         kind: ContentKind[C] | None = None,
         stack: Stack | None = None,
+        evaluations: CachingRepository[EvaluationSet] | None = None,
         channel: ChangeFeed | None = None,
         hooks: Iterable[Hook] = (),
         close_origin: bool = True,
@@ -103,8 +105,10 @@ class CachingRepository(Generic[C]):
         self.mirror = mirror
         self.kind: ContentKind[C] = _kind_of(kind, origin, mirror)
         self.policy = policy = policy or CachePolicy()
-        self.evaluations: CachingRepository[EvaluationSet] | None = None
+        self.evaluations: CachingRepository[EvaluationSet] | None = evaluations
         """The other kind's repository of the same stack (set by ``build_repository()``)."""
+        if stack is None and evaluations is not None:
+            stack = evaluations.stack  # composed by hand: join the other kind's stack
         if stack is None:
             events = Hooks(hooks)
             name = getattr(origin, "name", type(origin).__name__)
@@ -177,6 +181,11 @@ class CachingRepository(Generic[C]):
 
     def __repr__(self) -> str:
         return f"CachingRepository(origin={self.origin!r}, mirror={self.mirror!r})"
+
+    @property
+    def stack(self) -> Stack:
+        """What this repository shares with the other kind's (gate, channel, lifecycle)."""
+        return self._stack
 
     def _emit(self, event: Event) -> None:
         self._stats(event)
