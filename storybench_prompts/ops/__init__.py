@@ -1,0 +1,1 @@
+"""Operator tasks over sources and mirrors: sync, watch, checks, locks, diffs."""
