@@ -114,9 +114,10 @@ def diff_prompt_sets(a: PromptSet, b: PromptSet) -> SetDiff:
 
     A sequence only in ``b`` that holds exactly the prompts (names and texts, in order) of one
     only in ``a`` is a rename. A prompt is *moved* when its place relative to the other prompts
-    both versions share changed (a prompt inserted before it does not move it). Changes follow
-    ``b``'s order — per sequence its prompts in ``b``'s order, then the prompts it lost — and
-    sequences removed come last, in ``a``'s order.
+    both versions share changed (a prompt inserted before it does not move it); the fewest
+    prompts that explain the new order are reported (of two swapped, the one now first).
+    Changes follow ``b``'s order — per sequence its prompts in ``b``'s order, then the prompts
+    it lost — and sequences removed come last, in ``a``'s order.
     """
     renames = _renames(a.sequences, b.sequences)
     changes: list[Change] = []
