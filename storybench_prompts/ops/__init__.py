@@ -1,1 +1,1 @@
-"""ops"""
+"""Operator tasks over sources and mirrors: sync, watch, checks, locks, diffs."""
