@@ -90,9 +90,7 @@ def note_set(version: int, text: str = "Keep it short.") -> NoteSet:
 
 
 def notes_origin() -> ScriptedOrigin:
-    origin = ScriptedOrigin({v: note_set(v) for v in (1, 2)})  # type: ignore[dict-item]
-    origin.kind = NOTES
-    return origin
+    return ScriptedOrigin({v: note_set(v) for v in (1, 2)}, kind=NOTES)
 
 
 async def test_the_in_memory_mirror_holds_a_new_kind():

@@ -26,9 +26,7 @@ class Channel:
 
 
 def evaluation_origin():
-    origin = ScriptedOrigin({1: flat_evaluation_set(1)})
-    origin.kind = EVALUATION_SETS
-    return origin
+    return ScriptedOrigin({1: flat_evaluation_set(1)})
 
 
 def shared_stack():
