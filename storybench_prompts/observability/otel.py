@@ -204,7 +204,7 @@ class OTelHook:
         )
 
     def _span(self, event: OriginFetched) -> None:
-        start = int(event.started_at * _NS)
+        start = _nanoseconds(event.started_at)
         attributes: dict[str, str | int] = {
             "kind": event.kind,
             "attempts": event.attempts,
@@ -217,11 +217,18 @@ class OTelHook:
         span = self._tracer.start_span(FETCH_SPAN, attributes=attributes, start_time=start)
         if event.outcome == "error":
             span.set_status(self._status_error(event.error_kind or "error"))
-        span.end(end_time=start + int(event.duration * _NS))
+        span.end(end_time=start + round(event.duration * _NS))
 
     def _observe_up(self, options: CallbackOptions) -> Iterable[Observation]:
         up = self._up
         return () if up is None else (self._observation(up),)
+
+
+def _nanoseconds(seconds: float) -> int:
+    """Wall-clock seconds as integer nanoseconds, exact to the float's own precision (a plain
+    ``seconds * 1e9`` rounds to 256 ns at today's dates)."""
+    whole = int(seconds)
+    return whole * _NS + round((seconds - whole) * _NS)
 
 
 def _api_installed() -> bool:
