@@ -166,10 +166,19 @@ class OTelHook:
     def __call__(self, event: Event) -> None:
         match event:
             case OriginAttempt():
-                attributes: dict[str, str] = {"kind": event.kind, "outcome": event.outcome}
-                self._origin_duration.record(event.duration, attributes)
+                # Two dicts: an SDK may keep the one it was given (1.27 does), so never change
+                # attributes after a measurement.
+                self._origin_duration.record(
+                    event.duration, {"kind": event.kind, "outcome": event.outcome}
+                )
                 if event.error_kind:
-                    attributes["error_kind"] = event.error_kind
+                    attributes = {
+                        "kind": event.kind,
+                        "outcome": event.outcome,
+                        "error_kind": event.error_kind,
+                    }
+                else:
+                    attributes = {"kind": event.kind, "outcome": event.outcome}
                 self._origin_attempts.add(1, attributes)
             case Served():
                 self._lookups.add(
