@@ -238,8 +238,9 @@ def test_first_state_interrupted_reads_zero(otel: Otel) -> None:
 
 def test_content_changes_and_mirror_writes(otel: Otel) -> None:
     events: list[Event] = [
-        ContentChanged("prompts", 3, None, "a" * 16, "refresh", 1.0),
+        ContentChanged("prompts", 3, None, "a" * 16, "refresh", 1.0),  # first seen: no change
         ContentChanged("prompts", 3, "a" * 16, "b" * 16, "realtime", 2.0),
+        ContentChanged("prompts", 3, "b" * 16, "9" * 16, "refresh", 2.5),
         ContentChanged("prompts", 4, "c" * 16, "d" * 16, "realtime", 3.0),
         ContentChanged("evaluations", 1, "e" * 16, "f" * 16, "sync", 4.0),
         MirrorWritten("prompts", 3, "save", "new"),

@@ -88,7 +88,9 @@ class OTelHook:
       seconds; ``kind``, ``outcome``): each request to Directus.
     - ``storybench_prompts.origin.up`` (observable gauge): 1 while Directus's last state is
       valid, 0 while interrupted; nothing before the first :class:`StateChanged`.
-    - ``storybench_prompts.content.changes`` (counter; ``kind``, ``via``).
+    - ``storybench_prompts.content.changes`` (counter; ``kind``, ``via``): versions whose
+      content changed under the same number (a :class:`ContentChanged` with an ``old_hash``;
+      one for a version seen the first time is not counted).
     - ``storybench_prompts.mirror.writes`` (counter; ``kind``, ``outcome``).
 
     Traces: one span ``storybench_prompts.fetch`` per :class:`OriginFetched`, from its
@@ -198,7 +200,8 @@ class OTelHook:
                 else:
                     self._up = None
             case ContentChanged():
-                self._content_changes.add(1, {"kind": event.kind, "via": event.via})
+                if event.old_hash is not None:  # a version seen for the first time is no change
+                    self._content_changes.add(1, {"kind": event.kind, "via": event.via})
             case MirrorWritten():
                 self._mirror_writes.add(1, {"kind": event.kind, "outcome": event.outcome})
             case ChannelChanged():
