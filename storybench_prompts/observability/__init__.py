@@ -1,0 +1,1 @@
+"""Observability for storybench-prompts: OpenTelemetry metrics and traces, Prometheus."""
