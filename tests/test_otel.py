@@ -116,8 +116,11 @@ def otel() -> Iterator[Otel]:
     tracer_provider.shutdown()
 
 
+RULES = {"fresh": "origin", "stale": "stale", "hedged": "hedge", "failover": "after_error"}
+
+
 def served(source: str = "directus", how: str = "fresh", kind: str = "prompts") -> Served:
-    return Served(kind, None, 3, source, how, 0.01)  # type: ignore[arg-type]
+    return Served(kind, None, 3, source, how, RULES[how], 0.01)  # type: ignore[arg-type]
 
 
 def failed(outcome: str, source: str = "directus", kind: str = "prompts") -> LookupFailed:
@@ -138,6 +141,8 @@ def fetched(**kw: Any) -> OriginFetched:
     fields: dict[str, Any] = {
         "kind": "prompts",
         "version": 3,
+        "trigger": "caller",
+        "probe": False,
         "outcome": "ok",
         "attempts": 1,
         "error_kind": None,
@@ -461,8 +466,8 @@ def test_auto_and_on_use_the_global_providers() -> None:
 
         for hook in (auto, on):
             assert isinstance(hook, OTelHook)
-            hook(Served("prompts", None, 3, "mirror", "failover", 0.1))
-            hook(OriginFetched("prompts", None, "ok", 1, None, 1.0, 0.5))
+            hook(Served("prompts", None, 3, "mirror", "failover", "after_error", 0.1))
+            hook(OriginFetched("prompts", None, "caller", False, "ok", 1, None, 1.0, 0.5))
         counts = {
             p.attributes["outcome"]: p.value
             for r in reader.get_metrics_data().resource_metrics
@@ -502,8 +507,8 @@ def test_serve_metrics_serves_the_counters_on_127_0_0_1_and_closes() -> None:
 
         hook = OTelHook()  # global providers, not set yet
         server = serve_metrics(port=0)
-        hook(Served("prompts", None, 3, "mirror", "failover", 0.1))
-        hook(Served("prompts", None, 3, "mirror", "failover", 0.1))
+        hook(Served("prompts", None, 3, "mirror", "failover", "after_error", 0.1))
+        hook(Served("prompts", None, 3, "mirror", "failover", "after_error", 0.1))
         hit = hook.hit_counter("evaluations")
         hit(); hit(); hit()
         hook(OriginAttempt("prompts", None, "error", "timeout", None, 10.0))
@@ -584,7 +589,7 @@ def test_serve_metrics_keeps_the_applications_own_provider() -> None:
         metrics.set_meter_provider(mine)
         hook = OTelHook()
         with serve_metrics(port=0) as server:
-            hook(Served("prompts", None, 3, "directus", "fresh", 0.1))
+            hook(Served("prompts", None, 3, "directus", "fresh", "origin", 0.1))
             text = httpx.get(server.url).text
         print(json.dumps({
             "installed": server.installed_provider,
