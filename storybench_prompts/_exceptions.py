@@ -13,6 +13,7 @@
     │   ├── DirectusRequestError          any other 4xx
     │   ├── DirectusServerError           5xx
     │   ├── DirectusTimeoutError          no answer within the timeout
+    │   │   └── DirectusPoolTimeoutError  no free local connection in time (not Directus)
     │   ├── DirectusConnectionError       refused, reset, DNS
     │   ├── DirectusInvalidResponseError  not JSON, wrong shape, over the size cap
     │   ├── MirrorUnavailableError        MongoDB unreachable or stalled, file I/O failed
@@ -20,7 +21,8 @@
     │   ├── FetchInterruptedError         a shared fetch was cancelled or interrupted
     │   └── PromptSetUnavailableError     nothing could serve; ``causes`` holds every error
     └── DirectusClientError ........... base of every ``Directus*Error`` (storybench's name)
-        └── DirectusConfigurationError    the drop-in client lacks its URL or token
+        └── DirectusConfigurationError    a setting is wrong (also a ConfigurationError): no
+                                          URL or token, or answers that cannot be Directus's
 
 ``DirectusClientError`` is, as in storybench's own client, the base of every error about
 talking to Directus (``DirectusError`` is the same class), so ``except DirectusClientError``
@@ -46,6 +48,7 @@ __all__ = [
     "DirectusForbiddenError",
     "DirectusInvalidResponseError",
     "DirectusNotFoundError",
+    "DirectusPoolTimeoutError",
     "DirectusRateLimitedError",
     "DirectusRequestError",
     "DirectusServerError",
@@ -109,6 +112,8 @@ class DirectusClientError(StorybenchPromptsError):
 
     ``status`` is the HTTP status (None when no response came), ``code`` the Directus
     ``extensions.code`` (e.g. ``INVALID_CREDENTIALS``) and ``detail`` its message.
+    ``setting`` names the setting to fix when the error is one (``DIRECTUS_URL``,
+    ``DIRECTUS_TOKEN``), else None.
     """
 
     def __init__(
@@ -118,10 +123,12 @@ class DirectusClientError(StorybenchPromptsError):
         status: int | None = None,
         code: str | None = None,
         detail: str | None = None,
+        setting: str | None = None,
     ) -> None:
         self.status = status
         self.code = code
         self.detail = detail
+        self.setting = setting
         super().__init__(message)
 
 
@@ -130,7 +137,9 @@ DirectusError = DirectusClientError
 
 
 class DirectusConfigurationError(DirectusClientError, ConfigurationError):
-    """The drop-in ``DirectusClient`` was given no URL or no token."""
+    """A Directus setting is wrong, and waiting will not fix it: no URL or token, or answers
+    that cannot come from Directus (a web page, a 404 on its API, TLS spoken to plain http).
+    ``setting`` names the variable to fix."""
 
 
 class ContentChangedError(StorybenchPromptsError):
@@ -181,6 +190,11 @@ class DirectusServerError(DirectusClientError, SourceUnavailableError):
 
 class DirectusTimeoutError(DirectusClientError, SourceUnavailableError):
     """Directus did not answer within the configured timeout."""
+
+
+class DirectusPoolTimeoutError(DirectusTimeoutError):
+    """No connection of this process's pool came free in time: a local wait, not a failure
+    of Directus (it never marks Directus as failing)."""
 
 
 class DirectusConnectionError(DirectusClientError, SourceUnavailableError):

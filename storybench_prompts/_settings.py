@@ -19,6 +19,7 @@ from ._defaults import (
     DEFAULT_FALLBACK_AFTER,
     DEFAULT_FALLBACK_TTL,
     DEFAULT_LATEST_TTL,
+    DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_STALE,
     DEFAULT_MAXSIZE,
@@ -28,6 +29,7 @@ from ._defaults import (
     DEFAULT_PROBE_INITIAL,
     DEFAULT_PROBE_MAX,
     DEFAULT_READ_TIMEOUT,
+    DEFAULT_RETRY_DEADLINE,
     DEFAULT_SERVER_SELECTION_TIMEOUT,
     DEFAULT_SOCKET_TIMEOUT,
     DEFAULT_STALE_IF_ERROR,
@@ -141,9 +143,11 @@ class Settings(BaseModel):
     directus_read_timeout: float = Field(
         DEFAULT_READ_TIMEOUT, gt=0, validation_alias=_env("DIRECTUS_READ_TIMEOUT")
     )
-    directus_max_attempts: int = Field(4, ge=1, validation_alias=_env("DIRECTUS_MAX_ATTEMPTS"))
+    directus_max_attempts: int = Field(
+        DEFAULT_MAX_ATTEMPTS, ge=1, validation_alias=_env("DIRECTUS_MAX_ATTEMPTS")
+    )
     directus_retry_deadline: float = Field(
-        150.0, gt=0, validation_alias=_env("DIRECTUS_RETRY_DEADLINE")
+        DEFAULT_RETRY_DEADLINE, gt=0, validation_alias=_env("DIRECTUS_RETRY_DEADLINE")
     )
     directus_max_response_bytes: int = Field(
         DEFAULT_MAX_RESPONSE_BYTES, gt=0, validation_alias=_env("DIRECTUS_MAX_RESPONSE_BYTES")

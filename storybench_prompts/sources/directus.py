@@ -1,101 +1,48 @@
 """The Directus source: reads published versioned sets over HTTP (httpx, async).
 
 One source reads one content kind (``kind=PROMPT_SETS`` or ``kind=EVALUATION_SETS``); every
-query comes from the kind, so the same code serves both.
-Siblings made with :meth:`DirectusSource.for_kind` share one pooled ``httpx.AsyncClient``.
-Every httpx error and every non-2xx answer is mapped to our error tree in
-:func:`map_transport_errors` and :func:`error_for_response`.
+query comes from the kind, so the same code serves both. Siblings made with
+:meth:`DirectusSource.for_kind` share one pooled client. Every request goes through the one
+request path in ``http`` (deadlines, size cap, the error mapper).
 """
 
 from __future__ import annotations
 
 import copy
-import email.utils
 import ipaddress
-import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, cast
 from urllib.parse import urlsplit
 
-import anyio
 import httpx
 from pydantic import SecretStr
 
-from .._defaults import (
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_POOL_TIMEOUT,
-    DEFAULT_READ_TIMEOUT,
-    DEFAULT_WRITE_TIMEOUT,
-)
+from .._defaults import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RESPONSE_BYTES
 from .._exceptions import (
     ConfigurationError,
-    DirectusAuthenticationError,
-    DirectusConnectionError,
-    DirectusError,
-    DirectusForbiddenError,
     DirectusInvalidResponseError,
     DirectusNotFoundError,
-    DirectusRateLimitedError,
     DirectusRequestError,
-    DirectusServerError,
-    DirectusTimeoutError,
     InvalidPromptSetError,
 )
 from ..content.kinds import ContentKind
 from ..content.models import Provenance, Status, VersionedContent, VersionInfo
-from .retry import DEFAULT_RETRY, RetryPolicy, call_with_retries
+from .http import DirectusHTTP, DirectusTimeouts
+from .retry import DEFAULT_RETRY, RetryPolicy
 
-__all__ = [
-    "DEFAULT_CONNECT_TIMEOUT",
-    "DEFAULT_MAX_RESPONSE_BYTES",
-    "DEFAULT_READ_TIMEOUT",
-    "DirectusSource",
-    "DirectusTimeouts",
-]
+__all__ = ["DirectusSource", "DirectusTimeouts"]
 
 logger = logging.getLogger(__name__)
 
 C = TypeVar("C", bound=VersionedContent)
 D = TypeVar("D", bound=VersionedContent)
 
-
-@dataclass(frozen=True, slots=True)
-class DirectusTimeouts:
-    """Seconds allowed for each phase of a request, and for a whole attempt.
-
-    httpx's ``read`` timeout bounds each read from the socket, not the answer: a server that
-    sends a few bytes just inside it, again and again, would hold an attempt open forever.
-    ``attempt`` bounds one attempt from start to the last byte of the body (connection,
-    headers and body together); None means ``connect + read``, as long as a server that
-    connects slowly and then answers at the last moment needs, and no longer.
-    """
-
-    connect: float = DEFAULT_CONNECT_TIMEOUT
-    read: float = DEFAULT_READ_TIMEOUT
-    write: float = DEFAULT_WRITE_TIMEOUT
-    pool: float = DEFAULT_POOL_TIMEOUT
-    attempt: float | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("connect", "read", "write", "pool", "attempt"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ConfigurationError(f"Directus {name} timeout must be > 0 s, got {value!r}")
-
-    @property
-    def attempt_limit(self) -> float:
-        """Seconds one attempt may take in all: ``attempt``, or ``connect + read``."""
-        return self.attempt if self.attempt is not None else self.connect + self.read
-
-    def to_httpx(self) -> httpx.Timeout:
-        return httpx.Timeout(connect=self.connect, read=self.read, write=self.write, pool=self.pool)
+# A base URL ending in one of these is a page or endpoint of Directus, not Directus itself.
+_NOT_A_BASE = ("/admin", "/items", "/server", "/graphql", "/auth")
 
 
 def _is_loopback(host: str) -> bool:
@@ -107,100 +54,30 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
+def checked_url(url: str) -> str:
+    """``url`` as a Directus base URL, or :class:`ConfigurationError` saying what is wrong."""
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"}:
+        example = f"http://{url}" if url and "://" not in url else "https://cms.example.org"
+        raise ConfigurationError(
+            f"DIRECTUS_URL must start with http:// or https:// (e.g. {example})"
+        )
+    if not parts.hostname:
+        raise ConfigurationError("DIRECTUS_URL has no host (e.g. https://cms.example.org)")
     try:
-        return max(0.0, float(value))
+        parts.port  # noqa: B018 (urlsplit checks the port only when asked)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now())
-
-
-def _directus_error_fields(body: bytes) -> tuple[str | None, str | None]:
-    """``(extensions.code, message)`` of the first Directus error in a body, if any."""
-    try:
-        data = json.loads(body)
-        first = data["errors"][0]
-        code = first.get("extensions", {}).get("code")
-        message = first.get("message")
-        return (str(code) if code else None, str(message) if message else None)
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
-        return (None, None)
-
-
-def error_for_response(
-    status: int, headers: Mapping[str, str], body: bytes, what: str
-) -> DirectusError:
-    """The typed error for a non-2xx Directus answer."""
-    code, detail = _directus_error_fields(body)
-    suffix = f": {code}" if code else ""
-    if detail:
-        suffix += f" ({detail})"
-    kw: dict[str, Any] = {"status": status, "code": code, "detail": detail}
-    if status == 401:
-        return DirectusAuthenticationError(
-            f"Directus rejected the token for {what} (HTTP 401{suffix}); check DIRECTUS_TOKEN",
-            **kw,
+        raise ConfigurationError("DIRECTUS_URL has a port out of range") from None
+    path = parts.path.rstrip("/")
+    if any(path == p or path.endswith(p) or f"{p}/" in path for p in _NOT_A_BASE):
+        raise ConfigurationError(
+            f"DIRECTUS_URL must be Directus's base URL, not one of its pages or endpoints "
+            f"({parts.path!r}); drop the path after the server's address"
         )
-    if status == 403:
-        return DirectusForbiddenError(
-            f"Directus refused {what} (HTTP 403{suffix}); the token lacks read permission "
-            "or the collection does not exist",
-            **kw,
-        )
-    if status == 404:
-        return DirectusNotFoundError(f"Directus has no {what} (HTTP 404{suffix})", **kw)
-    if status == 429:
-        retry_after = _parse_retry_after(headers.get("retry-after"))
-        return DirectusRateLimitedError(
-            f"Directus rate-limited {what} (HTTP 429{suffix})", retry_after=retry_after, **kw
-        )
-    if status >= 500:
-        # 503 may carry Retry-After too; the retry policy reads it from the error.
-        retry_after = _parse_retry_after(headers.get("retry-after")) if status == 503 else None
-        return DirectusServerError(
-            f"Directus failed {what} (HTTP {status}{suffix})", retry_after=retry_after, **kw
-        )
-    return DirectusRequestError(f"Directus refused {what} (HTTP {status}{suffix})", **kw)
-
-
-@contextmanager
-def map_transport_errors(what: str, timeouts: DirectusTimeouts) -> Iterator[None]:
-    """Turn httpx's transport errors into ours. The only place httpx errors are caught."""
-    try:
-        yield
-    except httpx.ConnectTimeout as exc:
-        raise DirectusConnectionError(
-            f"could not connect to Directus for {what} within {timeouts.connect:g} s"
-        ) from exc
-    except httpx.TimeoutException as exc:
-        raise DirectusTimeoutError(
-            f"Directus did not answer {what} within {timeouts.read:g} s ({type(exc).__name__})"
-        ) from exc
-    except (
-        httpx.ConnectError,
-        httpx.RemoteProtocolError,
-        httpx.ReadError,
-        httpx.WriteError,
-    ) as exc:
-        raise DirectusConnectionError(
-            f"connection to Directus failed for {what}: {type(exc).__name__}: {exc}"
-        ) from exc
-    except httpx.TransportError as exc:
-        raise DirectusConnectionError(
-            f"Directus transport error for {what}: {type(exc).__name__}: {exc}"
-        ) from exc
-    except (OSError, OverflowError, ExceptionGroup) as exc:
-        # Raised below httpx (the socket layer, anyio's connect): still "could not connect".
-        raise DirectusConnectionError(
-            f"connection to Directus failed for {what}: {type(exc).__name__}"
-        ) from exc
+    if parts.query or parts.fragment:
+        raise ConfigurationError("DIRECTUS_URL must not carry a query or a fragment")
+    return url.rstrip("/")
 
 
 class DirectusSource(Generic[C]):
@@ -228,25 +105,17 @@ class DirectusSource(Generic[C]):
         retry: RetryPolicy = DEFAULT_RETRY,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
-        max_connections: int = 20,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         url = url if url is not None else os.environ.get("DIRECTUS_URL")
         if token is None:
             token = os.environ.get("DIRECTUS_TOKEN")
         if not url:
-            raise ConfigurationError("Directus URL missing: set DIRECTUS_URL or pass url=")
+            raise ConfigurationError("Directus URL missing: set DIRECTUS_URL")
         if not token or (isinstance(token, SecretStr) and not token.get_secret_value()):
-            raise ConfigurationError("Directus token missing: set DIRECTUS_TOKEN or pass token=")
-        parts = urlsplit(url.strip())
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ConfigurationError(
-                f"DIRECTUS_URL must be an http(s) URL with a host, got {parts.scheme or 'no'} scheme"
-            )
-        try:
-            parts.port  # noqa: B018 (urlsplit checks the port only when asked)
-        except ValueError:
-            raise ConfigurationError("DIRECTUS_URL has a port out of range") from None
-        self.url = url.strip().rstrip("/")
+            raise ConfigurationError("Directus token missing: set DIRECTUS_TOKEN")
+        self.url = checked_url(url)
+        host = urlsplit(self.url).hostname or ""
         self.kind = kind
         # A secret file or a paste often ends in a newline; a header cannot carry one (and
         # httpx would quote the whole header, token included, in its error).
@@ -260,22 +129,18 @@ class DirectusSource(Generic[C]):
         self.timeouts = timeouts or DirectusTimeouts()
         self.retry = retry
         self.max_response_bytes = max_response_bytes
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            logger.warning(
-                "sending the Directus token over plain http to %s; use https", parts.hostname
-            )
-        self._client = httpx.AsyncClient(
-            base_url=self.url,
-            headers={
-                "Authorization": f"Bearer {self._token.get_secret_value()}",
-                "Accept": "application/json",
-                "User-Agent": "storybench-prompts",
-            },
-            timeout=self.timeouts.to_httpx(),
+        if self.url.startswith("http://") and not _is_loopback(host):
+            logger.warning("sending the Directus token over plain http to %s; use https", host)
+        self._http = DirectusHTTP(
+            self.url,
+            self._token,
+            timeouts=self.timeouts,
+            retry=retry,
+            max_response_bytes=max_response_bytes,
             transport=transport,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=10),
-            follow_redirects=False,
+            max_connections=max_connections,
         )
+        self._client = self._http.client
         self._owns_client = True
 
     def for_kind(self, kind: ContentKind[D]) -> DirectusSource[D]:
@@ -306,72 +171,28 @@ class DirectusSource(Generic[C]):
 
     async def aclose(self) -> None:
         if self._owns_client:
-            await self._client.aclose()
+            await self._http.aclose()
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    async def _get_once(self, path: str, params: Mapping[str, str], what: str) -> Any:
-        limit = self.timeouts.attempt_limit
-        # httpx's read timeout is per read; this scope bounds the whole attempt, so a body
-        # trickled just inside the read timeout still ends at ``limit``.
-        with anyio.move_on_after(limit) as scope:
-            with map_transport_errors(what, self.timeouts):
-                async with self._client.stream("GET", path, params=params) as response:
-                    body = await self._read_capped(response, what)
-        if scope.cancelled_caught:
-            raise DirectusTimeoutError(
-                f"Directus did not finish answering {what} within {limit:g} s "
-                "(the deadline of one attempt)"
-            )
-        if not 200 <= response.status_code < 300:
-            raise error_for_response(response.status_code, response.headers, body, what)
-        try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError) as exc:  # nested deeper than the parser goes
-            raise DirectusInvalidResponseError(
-                f"Directus answered {what} with a body that is not JSON "
-                f"({len(body)} bytes, content-type {response.headers.get('content-type')!r})",
-                status=response.status_code,
-            ) from exc
+    def _log_retry(self, what: str) -> Any:
+        def log(attempt: int, exc: BaseException, wait: float) -> None:
+            logger.info("retrying %s in %.2f s after attempt %d: %s", what, wait, attempt, exc)
+
+        return log
+
+    async def query(self, path: str, params: Mapping[str, str], what: str) -> Any:
+        """GET a path of Directus's API with retries; the ``data`` member of the answer."""
+        answer = await self._http.request(
+            "GET", path, params=params, what=what, api=False, on_retry=self._log_retry(what)
+        )
+        payload = answer.json(what)
         if not isinstance(payload, dict) or "data" not in payload:
             raise DirectusInvalidResponseError(
                 f"Directus answered {what} without a top-level 'data' member",
-                status=response.status_code,
+                status=answer.status,
             )
         return payload["data"]
-
-    async def _read_capped(self, response: httpx.Response, what: str) -> bytes:
-        declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_response_bytes:
-            raise DirectusInvalidResponseError(
-                f"Directus answer to {what} is {declared} bytes, over the "
-                f"{self.max_response_bytes}-byte cap",
-                status=response.status_code,
-            )
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > self.max_response_bytes:
-                raise DirectusInvalidResponseError(
-                    f"Directus answer to {what} exceeded the {self.max_response_bytes}-byte cap",
-                    status=response.status_code,
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    async def query(self, path: str, params: Mapping[str, str], what: str) -> Any:
-        """GET a Directus path with retries; the ``data`` member of the answer."""
-
-        def log_retry(attempt: int, exc: BaseException, wait: float) -> None:
-            logger.info("retrying %s in %.2f s after attempt %d: %s", what, wait, attempt, exc)
-
-        return await call_with_retries(
-            lambda: self._get_once(path, params, what),
-            self.retry,
-            what=what,
-            on_retry=log_retry,
-        )
 
     async def request_json(
         self,
@@ -384,44 +205,23 @@ class DirectusSource(Generic[C]):
     ) -> Any:
         """Any request to Directus; the whole decoded JSON body (None for an empty body).
 
-        Errors are mapped as in :meth:`query` (typed errors, the size cap). Only GET and HEAD
-        are retried: repeating a write Directus may already have applied could apply it twice.
+        Errors are mapped as in :meth:`query` (typed errors, the size cap, both deadlines),
+        whatever the method. Only GET and HEAD are retried: repeating a write Directus may
+        already have applied could apply it twice.
         """
-        import json as json_module  # the parameter is storybench's name and shadows the module
-
         method = method.upper()
         if urlsplit(path).scheme or path.startswith("//"):
             # The token goes with every request: only to this Directus, never to another host.
             raise DirectusRequestError(
                 f"request paths are relative to {self.url}; got an absolute URL"
             )
-        label = what or f"{method} {path.partition('?')[0]}"
-        # httpx would let params= replace a query already in the path; keep both.
-        target = httpx.URL(path).copy_merge_params(params) if params is not None else path
-
-        async def once() -> Any:
-            with map_transport_errors(label, self.timeouts):
-                async with self._client.stream(method, target, json=json) as response:
-                    body = await self._read_capped(response, label)
-            if not 200 <= response.status_code < 300:
-                raise error_for_response(response.status_code, response.headers, body, label)
-            if not body.strip():
-                return None
-            try:
-                return json_module.loads(body)
-            except ValueError as exc:
-                raise DirectusInvalidResponseError(
-                    f"Directus answered {label} with a body that is not JSON ({len(body)} bytes)",
-                    status=response.status_code,
-                ) from exc
-
-        if method not in {"GET", "HEAD"}:
-            return await once()
-
-        def log_retry(attempt: int, exc: BaseException, wait: float) -> None:
-            logger.info("retrying %s in %.2f s after attempt %d: %s", label, wait, attempt, exc)
-
-        return await call_with_retries(once, self.retry, on_retry=log_retry)
+        label = what or f"{method} {path.partition('?')[0]}"[:200]
+        answer = await self._http.request(
+            method, path, params=params, json=json, what=label, on_retry=self._log_retry(label)
+        )
+        if not answer.body.strip():
+            return None
+        return answer.json(label)
 
     # -- queries ---------------------------------------------------------------------------
 

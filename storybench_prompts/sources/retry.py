@@ -16,6 +16,13 @@ from typing import TypeVar
 
 import anyio
 
+from .._defaults import (
+    DEFAULT_INITIAL_BACKOFF,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_BACKOFF,
+    DEFAULT_MAX_RETRY_AFTER,
+    DEFAULT_RETRY_DEADLINE,
+)
 from .._exceptions import (
     DirectusConnectionError,
     DirectusRateLimitedError,
@@ -72,11 +79,11 @@ class RetryPolicy:
     no wait starts that would end past it (the last error is raised instead).
     """
 
-    max_attempts: int = 4
-    initial_backoff: float = 0.2
-    max_backoff: float = 5.0
-    max_retry_after: float = 30.0
-    deadline: float = 150.0
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    initial_backoff: float = DEFAULT_INITIAL_BACKOFF
+    max_backoff: float = DEFAULT_MAX_BACKOFF
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
+    deadline: float = DEFAULT_RETRY_DEADLINE
 
     def is_retryable(self, exc: BaseException) -> bool:
         if isinstance(exc, DirectusConnectionError | DirectusRateLimitedError):
