@@ -46,7 +46,7 @@ from storybench_prompts.sources.realtime import (
 pytestmark = pytest.mark.anyio
 
 TOKEN = "fake-token-0123456789"
-LOGGER = "storybench_prompts.sources.realtime"
+LOGGER = "storybench_prompts.realtime"
 
 # -- a Directus-like realtime server --------------------------------------------------------
 

@@ -29,7 +29,6 @@ Directus but pongs, and a WebSocket ping only after a long silence.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -43,15 +42,21 @@ import httpx
 from httpx_ws import (
     AsyncWebSocketSession,
     HTTPXWSException,
-    WebSocketDisconnect,
-    WebSocketInvalidTypeReceived,
-    WebSocketNetworkError,
     WebSocketUpgradeError,
     aconnect_ws,
 )
 from pydantic import SecretStr
 
 from .._exceptions import ConfigurationError
+from .realtime_messages import (
+    Ended,
+    describe_failure,
+    error_code,
+    event_ids,
+    receive,
+    send,
+    upgrade_refused,
+)
 from .retry import backoff
 
 __all__ = [
@@ -63,7 +68,7 @@ __all__ = [
     "RealtimeTiming",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("storybench_prompts.realtime")
 
 RealtimeMode = Literal["auto", "on", "off"]
 """``auto``: use realtime when the server offers it; ``on``: insist (warn while it is down);
@@ -130,16 +135,6 @@ class RealtimeTiming:
 
     def backoff(self, attempt: int, rand: Callable[[], float]) -> float:
         return backoff(attempt, initial=self.backoff_initial, maximum=self.backoff_max, rand=rand)
-
-
-class _Ended(Exception):
-    """One connection is over; ``refused`` means the server does not offer realtime."""
-
-    def __init__(self, reason: str, *, refused: bool = False, auth: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.refused = refused
-        self.auth = auth
 
 
 def _default_client(timeout: float) -> httpx.AsyncClient:
@@ -265,7 +260,7 @@ class RealtimeChannel:
             self._opened_at = None
             self._set(ChannelState.OFF)
 
-    def _log_outage(self, failure: _Ended) -> None:
+    def _log_outage(self, failure: Ended) -> None:
         # Mode "on" asked for realtime, so losing it is worth a warning; in "auto" the TTLs
         # were always the plan B. A refused token needs a person either way.
         level = logging.WARNING if self._mode == "on" or failure.auth else logging.INFO
@@ -276,9 +271,9 @@ class RealtimeChannel:
             failure.reason,
         )
 
-    async def _connect_once(self) -> _Ended:
+    async def _connect_once(self) -> Ended:
         """One connection from upgrade to end; returns why it ended."""
-        ended: _Ended | None = None
+        ended: Ended | None = None
         try:
             async with (
                 self._client_factory() as client,
@@ -294,37 +289,23 @@ class RealtimeChannel:
                 # Caught inside the block: httpx-ws wraps what escapes it in an ExceptionGroup.
                 try:
                     await self._converse(ws)
-                except _Ended as exc:
+                except Ended as exc:
                     ended = exc
                 except (HTTPXWSException, httpx.HTTPError, OSError, TimeoutError) as exc:
-                    ended = _Ended(self._describe(exc))
+                    ended = Ended(self._describe(exc))
         except WebSocketUpgradeError as exc:
-            return self._upgrade_refused(exc.response)
+            return upgrade_refused(exc.response)
         except Exception as exc:  # connection refused, DNS, TLS; or a group from httpx-ws
-            return _Ended(self._describe(exc))
-        return ended or _Ended("the server closed the connection")
-
-    def _upgrade_refused(self, response: httpx.Response) -> _Ended:
-        status = response.status_code
-        # 404 is what Directus with WEBSOCKETS_ENABLED=false answers; other 4xx (a proxy that
-        # does not pass upgrades, a server that is not Directus) mean the same to us. Overload
-        # and server errors are passing trouble and are retried like a dropped connection.
-        transient = status in (408, 429) or (status >= 500 and status != 501)
-        if transient:
-            return _Ended(f"WebSocket upgrade answered HTTP {status}")
-        return _Ended(
-            f"WebSocket upgrade refused with HTTP {status}; realtime needs "
-            "WEBSOCKETS_ENABLED=true on the Directus server",
-            refused=True,
-        )
+            return Ended(self._describe(exc))
+        return ended or Ended("the server closed the connection")
 
     async def _converse(self, ws: AsyncWebSocketSession) -> NoReturn:
         timing = self._timing
         with anyio.fail_after(timing.handshake_timeout):
-            await self._send(ws, {"type": "auth", "access_token": self._token.get_secret_value()})
+            await send(ws, {"type": "auth", "access_token": self._token.get_secret_value()})
             await self._await_auth(ws)
             for collection in self._collections:
-                await self._send(
+                await send(
                     ws,
                     {
                         "type": "subscribe",
@@ -336,7 +317,7 @@ class RealtimeChannel:
             known = self._status.unsubscribed
             refused = await self._await_subscriptions(ws)
         if len(refused) == len(self._collections):
-            raise _Ended(
+            raise Ended(
                 "the server refused every subscription (collections missing or not readable "
                 "by the token)",
                 refused=True,
@@ -350,7 +331,7 @@ class RealtimeChannel:
         self._opened()
         while True:
             with anyio.move_on_after(timing.idle_ping_after) as idle:
-                message = await self._receive(ws)
+                message = await receive(ws)
             if idle.cancelled_caught:
                 await self._probe(ws)
             else:
@@ -358,26 +339,26 @@ class RealtimeChannel:
 
     async def _await_auth(self, ws: AsyncWebSocketSession) -> None:
         while True:
-            message = await self._receive(ws)
+            message = await receive(ws)
             kind = message.get("type")
             if kind == "ping":
-                await self._send(ws, {"type": "pong"})
+                await send(ws, {"type": "pong"})
             elif kind == "auth":
                 if message.get("status") == "ok":
                     return
-                raise _Ended(f"authentication refused ({_error_code(message)})", auth=True)
+                raise Ended(f"authentication refused ({error_code(message)})", auth=True)
 
     async def _await_subscriptions(self, ws: AsyncWebSocketSession) -> list[str]:
         pending = set(self._collections)
         refused: list[str] = []
         while pending:
-            message = await self._receive(ws)
+            message = await receive(ws)
             uid = message.get("uid")
             kind = message.get("type")
             if kind == "subscribe" and message.get("status") == "error" and uid in pending:
                 pending.discard(uid)
                 refused.append(uid)
-                logger.debug("subscription to %s refused: %s", uid, _error_code(message))
+                logger.debug("subscription to %s refused: %s", uid, error_code(message))
             elif kind == "subscription" and message.get("event") == "init" and uid in pending:
                 pending.discard(uid)
             else:
@@ -388,7 +369,7 @@ class RealtimeChannel:
     async def _handle(self, ws: AsyncWebSocketSession, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "ping":
-            await self._send(ws, {"type": "pong"})
+            await send(ws, {"type": "pong"})
         elif kind == "subscription":
             event = message.get("event")
             collection = message.get("uid")
@@ -398,15 +379,15 @@ class RealtimeChannel:
                 and event in CHANGE_EVENTS
                 and collection in self._collections
             ):
-                self._deliver(collection, event, _ids(message.get("data")))
+                self._deliver(collection, event, event_ids(message.get("data")))
         elif kind == "auth" and message.get("status") == "error":
             # An expiring token runs out mid-session; reconnecting authenticates again.
-            raise _Ended(f"authentication ended ({_error_code(message)})", auth=True)
+            raise Ended(f"authentication ended ({error_code(message)})", auth=True)
         elif kind == "subscribe" and message.get("status") == "error":
             logger.warning(
                 "Directus realtime: subscription to %s ended (%s)",
                 message.get("uid"),
-                _error_code(message),
+                error_code(message),
             )
 
     def _deliver(self, collection: str, event: str, ids: list[str | int]) -> None:
@@ -443,50 +424,18 @@ class RealtimeChannel:
             with anyio.fail_after(self._timing.ping_timeout):
                 await pong.wait()
         except TimeoutError:
-            raise _Ended(
+            raise Ended(
                 f"no answer to a ping within {self._timing.ping_timeout:g} s after "
                 f"{self._timing.idle_ping_after:g} s of silence"
             ) from None
 
-    # -- plumbing ---------------------------------------------------------------------------
-
-    async def _send(self, ws: AsyncWebSocketSession, message: dict[str, Any]) -> None:
-        await ws.send_text(json.dumps(message, separators=(",", ":")))
-
-    async def _receive(self, ws: AsyncWebSocketSession) -> dict[str, Any]:
-        while True:
-            try:
-                text = await ws.receive_text()
-            except WebSocketInvalidTypeReceived:
-                continue  # Directus speaks text frames only
-            except WebSocketDisconnect as exc:
-                raise _Ended(f"the server closed the connection (code {exc.code})") from None
-            except WebSocketNetworkError:
-                raise _Ended("the connection was lost") from None
-            try:
-                message = json.loads(text)
-            except ValueError:
-                logger.debug("ignoring a realtime message that is not JSON")
-                continue
-            if isinstance(message, dict):
-                return message
-
     def _describe(self, exc: BaseException) -> str:
-        """A one-line reason without the token, whatever the exception held."""
-        while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-            exc = exc.exceptions[0]
-        if isinstance(exc, httpx.ConnectError):
-            text = f"cannot connect to {self._url}"
-        elif isinstance(exc, httpx.TimeoutException | TimeoutError):
-            text = f"no answer within {self._timing.handshake_timeout:g} s"
-        elif isinstance(exc, WebSocketNetworkError):
-            text = "the connection was lost"
-        elif isinstance(exc, WebSocketDisconnect):
-            text = f"the server closed the connection (code {exc.code})"
-        else:
-            text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        secret = self._token.get_secret_value()
-        return text.replace(secret, "***") if secret else text
+        return describe_failure(
+            exc,
+            url=self._url,
+            handshake_timeout=self._timing.handshake_timeout,
+            secret=self._token.get_secret_value(),
+        )
 
     def _set(self, state: ChannelState, *, last_error: str | None = None) -> None:
         status = self._status
@@ -495,29 +444,3 @@ class RealtimeChannel:
         if last_error is not None:
             status = replace(status, last_error=last_error)
         self._status = status
-
-
-def _error_code(message: dict[str, Any]) -> str:
-    error = message.get("error")
-    if isinstance(error, dict):
-        return str(error.get("code") or error.get("message") or "error")
-    return "error"
-
-
-def _ids(data: Any) -> list[str | int]:
-    """Item keys from an event: ``[{"id": 1}]`` for create/update, ``["1"]`` for delete.
-
-    Directus sends a deleted item's key as a string even for integer keys; numeric strings are
-    turned back into ints so one item has one key in every event.
-    """
-    items = data if isinstance(data, list) else [data]
-    out: list[str | int] = []
-    for item in items:
-        key = item.get("id") if isinstance(item, dict) else item
-        if isinstance(key, bool) or key is None:
-            continue
-        if isinstance(key, str) and key.isdigit():
-            out.append(int(key))
-        elif isinstance(key, str | int):
-            out.append(key)
-    return out
