@@ -250,7 +250,7 @@ class RealtimeChannel:
                     continue
                 self._set(ChannelState.DOWN, last_error=failure.reason)
                 if not outage_logged:
-                    self._log_outage(failure)
+                    _log_outage(self._mode, failure)
                     outage_logged = True
                 delay = self._timing.backoff(attempt, self._rand)
                 attempt += 1
@@ -259,17 +259,6 @@ class RealtimeChannel:
         finally:
             self._opened_at = None
             self._set(ChannelState.OFF)
-
-    def _log_outage(self, failure: Ended) -> None:
-        # Mode "on" asked for realtime, so losing it is worth a warning; in "auto" the TTLs
-        # were always the plan B. A refused token needs a person either way.
-        level = logging.WARNING if self._mode == "on" or failure.auth else logging.INFO
-        logger.log(
-            level,
-            "Directus realtime down (%s); caches follow their TTLs until it is back, "
-            "retrying with backoff",
-            failure.reason,
-        )
 
     async def _connect_once(self) -> Ended:
         """One connection from upgrade to end; returns why it ended."""
@@ -444,3 +433,15 @@ class RealtimeChannel:
         if last_error is not None:
             status = replace(status, last_error=last_error)
         self._status = status
+
+
+def _log_outage(mode: RealtimeMode, failure: Ended) -> None:
+    # Mode "on" asked for realtime, so losing it is worth a warning; in "auto" the TTLs
+    # were always the plan B. A refused token needs a person either way.
+    level = logging.WARNING if mode == "on" or failure.auth else logging.INFO
+    logger.log(
+        level,
+        "Directus realtime down (%s); caches follow their TTLs until it is back, "
+        "retrying with backoff",
+        failure.reason,
+    )
