@@ -51,7 +51,13 @@ class OriginState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class OriginStatus:
-    """Directus as the cache sees it: its state, since when, and its last failure."""
+    """Directus as the cache sees it: its state, since when, and its last failure.
+
+    ``auth_failed``: Directus rejected the token (kept until it answers again).
+    ``misconfigured``: the setting to fix (``DIRECTUS_URL``, ``DIRECTUS_TOKEN``) when Directus
+    has never answered this process and its failures say a setting is wrong; no copy is served
+    around such a failure.
+    """
 
     state: OriginState
     since: float
@@ -60,6 +66,7 @@ class OriginStatus:
     last_error_kind: str | None = None
     last_success_at: float | None = None
     auth_failed: bool = False
+    misconfigured: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

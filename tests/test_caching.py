@@ -134,16 +134,16 @@ async def test_slow_origin_without_mirror_copy_is_awaited():
 
 
 @pytest.mark.parametrize(
-    "error",
+    ("error", "state"),
     [
-        DirectusConnectionError("refused"),
-        DirectusServerError("bad gateway", status=502),
-        DirectusAuthenticationError("bad token", status=401),
-        InvalidPromptSetError([Problem("x", "empty")]),
+        (DirectusConnectionError("refused"), OriginState.INTERRUPTED),
+        (DirectusServerError("bad gateway", status=502), OriginState.INTERRUPTED),
+        # Invalid content is a fact about one version: served around, Directus not "down".
+        (InvalidPromptSetError([Problem("x", "empty")]), OriginState.INITIALIZING),
     ],
-    ids=["down", "5xx", "auth", "invalid"],
+    ids=["down", "5xx", "invalid"],
 )
-async def test_origin_errors_fall_back_to_the_mirror(error):
+async def test_origin_errors_fall_back_to_the_mirror(error, state):
     origin = ScriptedOrigin()
     origin.error = error
     async with repo(origin, InMemoryMirror([flat_set(2)], kind=PROMPT_SETS)) as r:
@@ -151,7 +151,8 @@ async def test_origin_errors_fall_back_to_the_mirror(error):
         assert served.provenance.source == "mirror"
         assert r.stats().mirror_fallbacks == 1
         assert r.stats().origin_errors[type(error).__name__] == 1
-        assert r.status().state is OriginState.INTERRUPTED
+        assert r.status().state is state
+        assert r.status().last_error_kind == type(error).__name__
         # The copy is reused for fallback_ttl, so an outage costs no origin call per get.
         assert (await r.get(2)).provenance.origin == "directus"
         assert len(origin.calls) == 1
@@ -316,12 +317,30 @@ async def test_outage_logged_once_at_start_and_once_at_end(caplog):
     assert len(infos) == 1
 
 
-async def test_auth_failure_is_served_but_logged_loudly(caplog):
+async def test_a_token_rejected_from_the_start_is_raised_never_served_around(caplog):
     origin = ScriptedOrigin()
-    origin.error = DirectusAuthenticationError("rejected token", status=401)
+    origin.error = DirectusAuthenticationError(
+        "rejected token", status=401, setting="DIRECTUS_TOKEN"
+    )
     async with repo(origin, InMemoryMirror([flat_set(1)], kind=PROMPT_SETS)) as r:
+        for _ in range(3):  # a misconfiguration, not an outage: it will not fix itself
+            with pytest.raises(DirectusAuthenticationError):
+                await r.get(1)
+        assert r.status().auth_failed
+        assert r.status().misconfigured == "DIRECTUS_TOKEN"
+        assert r.stats().mirror_fallbacks == 0
+    assert any(x.levelno == logging.ERROR and "token" in x.getMessage() for x in caplog.records)
+
+
+async def test_a_token_that_expires_after_working_is_served_around_loudly(caplog):
+    clock = FakeClock()
+    origin = ScriptedOrigin()
+    async with repo(origin, InMemoryMirror([flat_set(1)], kind=PROMPT_SETS), clock=clock) as r:
+        await r.get(2)  # Directus has accepted the token in this process
+        origin.error = DirectusAuthenticationError("token expired", status=401)
         assert (await r.get(1)).provenance.source == "mirror"
         assert r.status().auth_failed
+        assert r.status().misconfigured is None
     assert any(x.levelno == logging.ERROR and "token" in x.getMessage() for x in caplog.records)
 
 

@@ -14,6 +14,7 @@ from storybench_prompts import (
     CachePolicy,
     CachingRepository,
     DirectusAuthenticationError,
+    DirectusConfigurationError,
     DirectusConnectionError,
     DirectusForbiddenError,
     DirectusInvalidResponseError,
@@ -40,20 +41,26 @@ POLICY = CachePolicy(fallback_after=5.0, not_found_ttl=60)
 
 BLANK_TEXT = raw_version(2, [raw_sequence("S", [raw_prompt("p", "  ", order=1)])])
 
+OUTAGE, ANSWER = OriginState.INTERRUPTED, OriginState.INITIALIZING
 FAILURES = [
-    # (what Directus does, the error it becomes, requests made with RETRY)
-    (directus_error(401, "INVALID_CREDENTIALS"), DirectusAuthenticationError, 1),
-    (directus_error(403, "FORBIDDEN"), DirectusForbiddenError, 1),
-    (directus_error(400, "INVALID_QUERY"), DirectusRequestError, 1),
-    (directus_error(429, "REQUESTS_EXCEEDED"), DirectusRateLimitedError, 3),
-    (directus_error(500, "INTERNAL_SERVER_ERROR"), DirectusServerError, 1),
-    (directus_error(503, "SERVICE_UNAVAILABLE"), DirectusServerError, 3),
-    (httpx.ReadTimeout("stalled"), DirectusTimeoutError, 1),
-    (httpx.ConnectError("refused"), DirectusConnectionError, 3),
-    (httpx.Response(200, content=b"<html>proxy error</html>"), DirectusInvalidResponseError, 1),
-    (httpx.Response(200, json={"data": [BLANK_TEXT]}), InvalidPromptSetError, 1),
+    # (what Directus does, the error it becomes, requests made with RETRY, what it says of
+    # Directus: an outage, or a fact about one answer that leaves its state as it was)
+    (directus_error(403, "FORBIDDEN"), DirectusForbiddenError, 1, ANSWER),
+    (directus_error(400, "INVALID_QUERY"), DirectusRequestError, 1, ANSWER),
+    (directus_error(429, "REQUESTS_EXCEEDED"), DirectusRateLimitedError, 3, OUTAGE),
+    (directus_error(500, "INTERNAL_SERVER_ERROR"), DirectusServerError, 1, OUTAGE),
+    (directus_error(503, "SERVICE_UNAVAILABLE"), DirectusServerError, 3, OUTAGE),
+    (httpx.ReadTimeout("stalled"), DirectusTimeoutError, 1, OUTAGE),
+    (httpx.ConnectError("refused"), DirectusConnectionError, 3, OUTAGE),
+    (
+        httpx.Response(200, content=b'{"data": [', headers={"content-type": "application/json"}),
+        DirectusInvalidResponseError,
+        1,
+        ANSWER,
+    ),
+    (httpx.Response(200, json={"data": [BLANK_TEXT]}), InvalidPromptSetError, 1, ANSWER),
 ]
-IDS = ["401", "403", "400", "429", "500", "503", "timeout", "refused", "not-json", "invalid"]
+IDS = ["403", "400", "429", "500", "503", "timeout", "refused", "not-json", "invalid"]
 
 
 def answer(route: respx.Route, reply: httpx.Response | Exception) -> None:
@@ -67,8 +74,8 @@ def source() -> DirectusSource:
     return DirectusSource(URL, TOKEN, retry=RETRY, kind=PROMPT_SETS)
 
 
-@pytest.mark.parametrize(("reply", "error", "requests"), FAILURES, ids=IDS)
-async def test_every_directus_failure_is_served_from_the_mirror(reply, error, requests):
+@pytest.mark.parametrize(("reply", "error", "requests", "state"), FAILURES, ids=IDS)
+async def test_every_directus_failure_is_served_from_the_mirror(reply, error, requests, state):
     mirrored = flat_set(2)
     async with CachingRepository(
         source(), InMemoryMirror([mirrored], kind=PROMPT_SETS), policy=POLICY
@@ -90,10 +97,50 @@ async def test_every_directus_failure_is_served_from_the_mirror(reply, error, re
         # Served at the first failed attempt (failover) or when the fetch gave up (fallback).
         assert (stats.failovers, stats.mirror_fallbacks) == ((1, 0) if requests > 1 else (0, 1))
         status = repo.status()
-        assert status.state is OriginState.INTERRUPTED
+        assert status.state is state
         assert status.last_error_kind == error.__name__
-        assert status.auth_failed is (error is DirectusAuthenticationError)
+        assert status.auth_failed is False
         assert TOKEN not in (status.last_error or "")
+
+
+MISCONFIGURED = [
+    # (what answers, the error, the setting it names)
+    (directus_error(401, "INVALID_CREDENTIALS"), DirectusAuthenticationError, "DIRECTUS_TOKEN"),
+    (
+        httpx.Response(200, content=b"<!doctype html><html>Directus admin</html>",
+                       headers={"content-type": "text/html"}),
+        DirectusConfigurationError,
+        "DIRECTUS_URL",
+    ),
+    (directus_error(404, "ROUTE_NOT_FOUND"), DirectusConfigurationError, "DIRECTUS_URL"),
+    (
+        httpx.Response(404, content=b"<html>Not Found</html>", headers={"content-type": "text/html"}),
+        DirectusConfigurationError,
+        "DIRECTUS_URL",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "setting"), MISCONFIGURED, ids=["401", "html", "404", "404-html"]
+)
+async def test_a_misconfiguration_is_raised_even_when_the_mirror_holds_the_set(
+    reply, error, setting
+):
+    async with CachingRepository(
+        source(), InMemoryMirror([flat_set(2)], kind=PROMPT_SETS), policy=POLICY
+    ) as repo:
+        with respx.mock:
+            answer(respx.get(ITEMS), reply)
+            for _ in range(2):
+                with pytest.raises(error) as raised:
+                    await repo.get(2)
+                assert raised.value.setting == setting
+                assert setting in str(raised.value)
+        status = repo.status()
+        assert status.misconfigured == setting
+        assert repo.stats().mirror_fallbacks == 0
+        assert TOKEN not in str(raised.value)
 
 
 async def test_a_version_directus_does_not_publish_is_not_served_from_the_mirror():

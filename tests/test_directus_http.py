@@ -11,6 +11,7 @@ from storybench_prompts import (
     ConfigurationError,
     DirectusAuthenticationError,
     DirectusClientError,
+    DirectusConfigurationError,
     DirectusConnectionError,
     DirectusError,
     DirectusForbiddenError,
@@ -22,7 +23,6 @@ from storybench_prompts import (
     DirectusSource,
     DirectusTimeoutError,
     InvalidPromptSetError,
-    PromptSetNotFoundError,
     RetryPolicy,
     SourceUnavailableError,
 )
@@ -53,7 +53,9 @@ def source(**kw):
         (401, "INVALID_CREDENTIALS", DirectusAuthenticationError, SourceUnavailableError),
         (401, "TOKEN_EXPIRED", DirectusAuthenticationError, DirectusClientError),
         (403, "FORBIDDEN", DirectusForbiddenError, SourceUnavailableError),
-        (404, "ROUTE_NOT_FOUND", DirectusNotFoundError, PromptSetNotFoundError),
+        # Directus answers 403 for a missing item or collection: a 404 means DIRECTUS_URL
+        # does not point at its API.
+        (404, "ROUTE_NOT_FOUND", DirectusConfigurationError, ConfigurationError),
         (400, "INVALID_QUERY", DirectusRequestError, DirectusClientError),
         (429, "REQUESTS_EXCEEDED", DirectusRateLimitedError, SourceUnavailableError),
         (500, "INTERNAL_SERVER_ERROR", DirectusServerError, SourceUnavailableError),
@@ -117,7 +119,10 @@ async def test_latest_sorts_by_version_descending():
 @pytest.mark.parametrize(
     ("response", "match"),
     [
-        (httpx.Response(200, content=b"<html>proxy error</html>"), "not JSON"),
+        (
+            httpx.Response(200, content=b'{"data": [1,', headers={"content-type": "text/plain"}),
+            "not JSON",
+        ),
         (httpx.Response(200, json={"items": []}), "'data'"),
         (httpx.Response(200, json=["data"]), "'data'"),
         (httpx.Response(200, json={"data": {"id": 1}}), "not a list"),
@@ -625,3 +630,26 @@ async def test_a_body_nested_deeper_than_the_parser_goes_is_an_invalid_response(
                 await source.get(1)
             with pytest.raises(DirectusInvalidResponseError):
                 await source.versions()
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        httpx.Response(
+            200, content=b"<html>proxy login</html>", headers={"content-type": "text/html"}
+        ),
+        httpx.Response(
+            404, content=b"<html>no such page</html>", headers={"content-type": "text/html"}
+        ),
+        directus_error(404, "ROUTE_NOT_FOUND"),
+    ],
+    ids=["html-200", "html-404", "route-not-found"],
+)
+async def test_an_answer_that_cannot_be_directus_names_the_url_setting(response):
+    async with source() as src:
+        with respx.mock:
+            respx.get(ITEMS).mock(return_value=response)
+            with pytest.raises(DirectusConfigurationError, match="DIRECTUS_URL") as raised:
+                await src.get(1)
+    assert raised.value.setting == "DIRECTUS_URL"
+    assert isinstance(raised.value, ConfigurationError)

@@ -150,6 +150,7 @@ class CachingRepository(Generic[C]):
             changes=self._changes,
             stack=stack,
             emit=self._emit,
+            sleep=sleep,
         )
         self._copies: Copies[C] = Copies(
             kind=self.kind,

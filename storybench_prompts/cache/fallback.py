@@ -87,7 +87,8 @@ class Copies(Generic[C]):
         self, key: Key, error_kind: str | None, misses: list[BaseException] | None = None
     ) -> C | None:
         """A copy to serve because Directus failed: the cache (any age), else the mirror. Why
-        the mirror had none is added to ``misses``."""
+        the mirror had none is added to ``misses``. A failure a person must fix is raised."""
+        self._raise_refusal()
         entry = self._entries.get(key)
         if entry is not None:
             return entry.stale_copy(origin_error=error_kind)
@@ -102,6 +103,8 @@ class Copies(Generic[C]):
     async def hedge(self, key: Key, flight: Flight[C]) -> C | None:
         """Directus is slow: whichever of Directus and the mirror answers first."""
         assert self._mirror is not None
+        if self._gate.refusal() is not None:
+            return None  # Directus's own answer decides (it refused us before)
         mirror_flight = self._mirror.join_read(key, self._stack.task_group)
         await first_of(flight.done, mirror_flight.done, timeout=float("inf"), sleep=_never)
         if flight.done.is_set() and flight.error is None:
@@ -119,7 +122,8 @@ class Copies(Generic[C]):
 
     async def after_error(self, key: Key, error: BaseException) -> C:
         """The fetch failed in the end: the cached copy, else the mirror's, else raise with
-        every cause."""
+        every cause. A failure a person must fix is raised, never served around."""
+        self._raise_refusal()
         entry = self._entries.get(key)
         if entry is not None:
             return entry.stale_copy(origin_error=type(error).__name__)
@@ -130,6 +134,11 @@ class Copies(Generic[C]):
             ) from error
         self._entries.store_fallback(key, outcome)
         return _with_error(outcome, type(error).__name__)
+
+    def _raise_refusal(self) -> None:
+        refusal = self._gate.refusal()
+        if refusal is not None:
+            raise refusal
 
     def known_outage_error(
         self, key: Key, misses: list[BaseException]

@@ -39,15 +39,25 @@ async def list_versions(
                 ],
             )
     try:
-        with observing_attempts(gate.failed, max_attempts=1 if slot else None):
+
+        def on_failed(exc: BaseException) -> None:
+            gate.failed(exc, probe=slot is not None)
+
+        with observing_attempts(on_failed, max_attempts=1 if slot else None):
             if slot is not None:
                 with slot:
                     listed = await origin.versions()
             else:
                 listed = await origin.versions()
     except SourceUnavailableError as exc:
-        gate.failed(exc)
+        gate.failed(exc, probe=slot is not None)
+        refusal = gate.refusal()
+        if refusal is not None:
+            raise refusal from exc
         return await _listed_by_mirror(exc, mirror, kind)
+    except StorybenchPromptsError as exc:  # a misconfiguration: never served around
+        gate.failed(exc)
+        raise
     gate.answered()
     return listed
 

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Generic, Literal, TypeVar, cast
 
-from .._events import Event, OriginFetched, Via
-from .._exceptions import InvalidPromptSetError, PromptSetNotFoundError, SourceUnavailableError
+from .._events import Event, OriginAttempt, OriginFetched, Via
+from .._exceptions import PromptSetNotFoundError, StorybenchPromptsError
 from ..content.kinds import ContentKind
 from ..content.models import Provenance, VersionedContent
 from ..mirrors.base import PromptMirror
@@ -32,6 +32,7 @@ from .outage import OutageGate, ProbeSlot
 from .policy import CachePolicy
 from .singleflight import Flight, SingleFlight
 from .stack import Stack
+from .timing import Sleep
 from .withdrawals import WithdrawalLedger
 
 __all__ = ["OriginFetches"]
@@ -56,8 +57,10 @@ class OriginFetches(Generic[C]):
         changes: ChangeTracker,
         stack: Stack,
         emit: Callable[[Event], None],
+        sleep: Sleep,
     ) -> None:
         self._origin = origin
+        self._sleep = sleep
         self._kind = kind
         self._policy = policy
         self._clock = clock
@@ -107,25 +110,70 @@ class OriginFetches(Generic[C]):
     async def _fetch(
         self, flight: Flight[C], key: Key, trigger: Trigger, slot: ProbeSlot | None, via: Via
     ) -> C:
+        gate = self._gate
+        first = False
+        if slot is None:
+            first = await gate.first_contact(self._policy.fallback_after, self._sleep)
+            if not first and gate.failing:
+                # Directus is known to be failing: this fetch goes only as the due probe.
+                slot = gate.probe()
+                if slot is None:
+                    raise gate.outage_error(self._clock())
+        try:
+            return await self._ask(flight, key, trigger, slot, via)
+        finally:
+            if first:
+                gate.contact_over()
+
+    async def _ask(
+        self, flight: Flight[C], key: Key, trigger: Trigger, slot: ProbeSlot | None, via: Via
+    ) -> C:
         generation = self._changes.generation
         started = self._clock()
         started_wall = time.time()
-        attempts = [1]
+        version = None if key == LATEST else int(key)
+        attempts = [0]
+        probing = [slot is not None]  # whether the attempt under way is a probe
+        owned: list[ProbeSlot | None] = [None]
+
+        def guard() -> contextlib.AbstractContextManager[object] | None:
+            # Once Directus is known to be failing, only the fetch that found the outage retries
+            # at its own pace; any other retry goes only as the due probe, or not at all.
+            if owned[0] is not None or not self._gate.failing:
+                probing[0] = False
+                return contextlib.nullcontext()
+            taken = self._gate.probe()
+            probing[0] = taken is not None
+            return taken
 
         def on_failed(exc: BaseException) -> None:
-            attempts[0] += 1
             flight.report_failed_attempt(exc)
-            self._gate.failed(exc)
+            started_outage = self._gate.failed(exc, probe=probing[0])
+            if started_outage and slot is None and owned[0] is None:
+                owned[0] = self._gate.claim()
+
+        def on_attempt(exc: BaseException | None, seconds: float) -> None:
+            attempts[0] += 1
+            self._emit(
+                OriginAttempt(
+                    self._kind.name,
+                    version,
+                    "ok" if exc is None else "error",
+                    None if exc is None else type(exc).__name__,
+                    getattr(exc, "status", None) if exc is not None else 200,
+                    seconds,
+                )
+            )
 
         def fetched(outcome: Literal["ok", "not_found", "error"], error: str | None) -> None:
             self._emit(
                 OriginFetched(
                     self._kind.name,
-                    None if key == LATEST else int(key),
+                    version,
                     trigger,
                     slot is not None,
                     outcome,
-                    attempts[0],
+                    max(1, attempts[0]),
                     error,
                     started_wall,
                     self._clock() - started,
@@ -136,7 +184,12 @@ class OriginFetches(Generic[C]):
             # A probe is one attempt: many callers during an outage cost one request each time.
             with (
                 slot or contextlib.nullcontext(),
-                observing_attempts(on_failed, max_attempts=1 if slot is not None else None),
+                observing_attempts(
+                    on_failed,
+                    max_attempts=1 if slot is not None else None,
+                    on_attempt=on_attempt,
+                    guard=guard,
+                ),
             ):
                 if key == LATEST:
                     content = await self._origin.latest()
@@ -147,10 +200,14 @@ class OriginFetches(Generic[C]):
             self._not_found(key, exc)
             fetched("not_found", None)
             raise
-        except (SourceUnavailableError, InvalidPromptSetError) as exc:
-            self._gate.failed(exc)
+        except StorybenchPromptsError as exc:  # unavailable, invalid, misconfigured
+            self._gate.failed(exc, probe=probing[0])
             fetched("error", type(exc).__name__)
             raise
+        finally:
+            if owned[0] is not None:
+                with owned[0]:
+                    pass  # released: the scheduled probes take over
         if content.provenance is None:
             content = content.with_provenance(
                 Provenance(source="directus", origin="directus", fetched_at_epoch=time.time())

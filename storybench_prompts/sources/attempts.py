@@ -1,48 +1,90 @@
-"""How a retrying call tells its caller about each failed attempt, without a new parameter.
+"""How a retrying call tells its caller about each attempt, without a new parameter.
 
 The cache runs each Directus fetch in a single flight and must learn of the *first* failed
-attempt (to serve a copy at once) while the same fetch goes on retrying, and must be able to
-ask for a single attempt (a recovery probe). Sources keep the one-method repository interface;
-the flight sets these context variables for the fetch it runs, and the retry loop reads them.
+attempt (to serve a copy at once) while the same fetch goes on retrying; it must be able to ask
+for a single attempt (a recovery probe), to stop retries once Directus is known to be failing
+(a retry then goes only as the one due probe), and to time each attempt (events). Sources keep
+the one-method repository interface; the flight sets one context variable for the fetch it
+runs, and the retry loop reads it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 
-__all__ = ["attempt_failed", "attempts_allowed", "observing_attempts"]
+__all__ = [
+    "AttemptObserver",
+    "attempt_ended",
+    "attempt_failed",
+    "attempts_allowed",
+    "observing_attempts",
+    "retry_guard",
+]
 
-_on_failed: ContextVar[Callable[[BaseException], None] | None] = ContextVar(
-    "storybench_prompts_on_failed_attempt", default=None
+RetryGuard = Callable[[], AbstractContextManager[object] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptObserver:
+    on_failed: Callable[[BaseException], None] | None = None
+    """Each failed attempt the policy would retry (the last one too)."""
+    on_attempt: Callable[[BaseException | None, float], None] | None = None
+    """Every attempt once it ends: its error (None: it answered) and its seconds."""
+    guard: RetryGuard | None = None
+    """Asked before each retry: a context manager to run the retry in, or None to stop."""
+    max_attempts: int | None = None
+
+
+_observer: ContextVar[AttemptObserver | None] = ContextVar(
+    "storybench_prompts_attempt_observer", default=None
 )
-_max_attempts: ContextVar[int | None] = ContextVar("storybench_prompts_max_attempts", default=None)
 
 
 @contextmanager
 def observing_attempts(
-    on_failed: Callable[[BaseException], None], *, max_attempts: int | None = None
+    on_failed: Callable[[BaseException], None] | None = None,
+    *,
+    max_attempts: int | None = None,
+    on_attempt: Callable[[BaseException | None, float], None] | None = None,
+    guard: RetryGuard | None = None,
 ) -> Iterator[None]:
-    """Inside the block, every failed attempt that will be retried is reported to
-    ``on_failed``; ``max_attempts`` caps the attempts the retry policy would make."""
-    failed_token = _on_failed.set(on_failed)
-    max_token = _max_attempts.set(max_attempts)
+    """Inside the block, retry loops report to these callbacks; ``max_attempts`` caps the
+    attempts the policy would make."""
+    token = _observer.set(AttemptObserver(on_failed, on_attempt, guard, max_attempts))
     try:
         yield
     finally:
-        _max_attempts.reset(max_token)
-        _on_failed.reset(failed_token)
+        _observer.reset(token)
 
 
 def attempt_failed(exc: BaseException) -> None:
     """Called by a retry loop for each failed attempt it would retry."""
-    callback = _on_failed.get()
-    if callback is not None:
-        callback(exc)
+    observer = _observer.get()
+    if observer is not None and observer.on_failed is not None:
+        observer.on_failed(exc)
+
+
+def attempt_ended(exc: BaseException | None, seconds: float) -> None:
+    """Called by a retry loop when each attempt ends."""
+    observer = _observer.get()
+    if observer is not None and observer.on_attempt is not None:
+        observer.on_attempt(exc, seconds)
+
+
+def retry_guard() -> AbstractContextManager[object] | None:
+    """What a retry runs in (None: do not retry)."""
+    observer = _observer.get()
+    if observer is None or observer.guard is None:
+        return contextlib.nullcontext()
+    return observer.guard()
 
 
 def attempts_allowed(policy_max: int) -> int:
     """The attempts a retry loop may make: its policy's, or fewer when the caller asks."""
-    cap = _max_attempts.get()
+    observer = _observer.get()
+    cap = observer.max_attempts if observer is not None else None
     return policy_max if cap is None else max(1, min(policy_max, cap))

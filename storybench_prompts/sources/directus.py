@@ -184,9 +184,9 @@ class DirectusSource(Generic[C]):
     async def query(self, path: str, params: Mapping[str, str], what: str) -> Any:
         """GET a path of Directus's API with retries; the ``data`` member of the answer."""
         answer = await self._http.request(
-            "GET", path, params=params, what=what, api=False, on_retry=self._log_retry(what)
+            "GET", path, params=params, what=what, api=True, on_retry=self._log_retry(what)
         )
-        payload = answer.json(what)
+        payload = answer.json(what, api=True)
         if not isinstance(payload, dict) or "data" not in payload:
             raise DirectusInvalidResponseError(
                 f"Directus answered {what} without a top-level 'data' member",

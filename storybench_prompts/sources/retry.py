@@ -8,9 +8,11 @@ well but neither reads the wait from the exception it retries without the same a
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -30,7 +32,7 @@ from .._exceptions import (
     DirectusTimeoutError,
     StorybenchPromptsError,
 )
-from .attempts import attempt_failed, attempts_allowed
+from .attempts import attempt_ended, attempt_failed, attempts_allowed, retry_guard
 
 __all__ = [
     "DEFAULT_RETRY",
@@ -124,20 +126,29 @@ async def call_with_retries(
     attempt = 1
     last: StorybenchPromptsError | None = None
     max_attempts = attempts_allowed(policy.max_attempts)
+    guard: AbstractContextManager[object] = contextlib.nullcontext()
     while True:
         remaining = policy.deadline - (clock() - started)
         failure: StorybenchPromptsError | None = None
-        with anyio.move_on_after(max(0.0, remaining)):
+        attempt_started = clock()
+        with guard, anyio.move_on_after(max(0.0, remaining)):
             try:
-                return await call()
+                result = await call()
             except StorybenchPromptsError as exc:
                 failure = exc
+            else:
+                attempt_ended(None, clock() - attempt_started)
+                return result
         if failure is None:
             # Only the deadline's cancellation leaves the scope without a result or an error.
-            raise DirectusTimeoutError(
+            failure = DirectusTimeoutError(
                 f"{what} did not finish within the {policy.deadline:g} s retry deadline "
                 f"(attempt {attempt})"
-            ) from last
+            )
+            failure.__cause__ = last
+            attempt_ended(failure, clock() - attempt_started)
+            raise failure
+        attempt_ended(failure, clock() - attempt_started)
         last = failure
         if policy.is_retryable(failure):
             # The cache learns of the failure now, not after every retry has run.
@@ -150,4 +161,8 @@ async def call_with_retries(
         if on_retry is not None:
             on_retry(attempt, failure, wait)
         await sleep(wait)
+        allowed = retry_guard()
+        if allowed is None:
+            raise failure  # the caller says not now (Directus is known to be failing)
+        guard = allowed
         attempt += 1

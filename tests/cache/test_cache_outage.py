@@ -5,9 +5,24 @@ import logging
 
 import pytest
 
-from storybench_prompts import DirectusAuthenticationError, DirectusServerError, OriginState
+from storybench_prompts import (
+    DirectusAuthenticationError,
+    DirectusConfigurationError,
+    DirectusConnectionError,
+    DirectusForbiddenError,
+    DirectusInvalidResponseError,
+    DirectusRateLimitedError,
+    DirectusRequestError,
+    DirectusServerError,
+    DirectusTimeoutError,
+    FetchInterruptedError,
+    InvalidPromptSetError,
+    OriginState,
+    Problem,
+)
 from storybench_prompts._events import StateChanged
-from storybench_prompts.cache.outage import OriginHealth, OutageGate, ProbeSchedule
+from storybench_prompts._exceptions import DirectusPoolTimeoutError
+from storybench_prompts.cache.outage import OriginHealth, OutageGate, ProbeSchedule, failure_class
 from storybench_prompts.sources.retry import backoff
 from tests.fakes import FakeClock
 
@@ -68,15 +83,76 @@ def test_one_probe_slot_at_a_time_released_by_its_with_block():
     assert g.probe() is not None  # released whatever happened
 
 
-def test_probes_back_off_from_initial_to_maximum_then_reset():
+def test_probes_back_off_once_per_failed_probe_not_per_attempt():
     g, clock, _ = gate(rand=lambda: 1.0)
+    assert g.failed(DirectusServerError("503", status=503)) is True  # the outage starts
+    assert g.next_probe_in(clock()) == 0.5
+    for _ in range(5):  # fetches that were in flight fail too: the schedule does not move
+        assert g.failed(DirectusServerError("503", status=503)) is False
+    assert g.next_probe_in(clock()) == 0.5
     waits = []
-    for _ in range(6):
-        g.failed(DirectusServerError("503", status=503))
+    for _ in range(5):
+        g.failed(DirectusServerError("503", status=503), probe=True)
         waits.append(g.next_probe_in(clock()))
-    assert waits == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert waits == [1.0, 2.0, 4.0, 4.0, 4.0]
     g.answered()
     assert g.next_probe_in(clock()) == 0.0
+
+
+def test_the_same_failure_reported_twice_counts_once():
+    g, clock, _ = gate(rand=lambda: 1.0)
+    error = DirectusServerError("503", status=503)
+    g.failed(error)
+    g.failed(error, probe=True)  # the fetch reports what its retry loop already did
+    assert g.next_probe_in(clock()) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("error", "cls"),
+    [
+        (DirectusServerError("503", status=503), "outage"),
+        (DirectusConnectionError("refused"), "outage"),
+        (DirectusTimeoutError("slow"), "outage"),
+        (DirectusRateLimitedError("429", status=429), "outage"),
+        (DirectusForbiddenError("403", status=403), "answer"),
+        (DirectusRequestError("400", status=400), "answer"),
+        (InvalidPromptSetError([Problem("x", "empty")]), "answer"),
+        (DirectusInvalidResponseError("too big"), "answer"),
+        (DirectusPoolTimeoutError("pool"), "local"),
+        (FetchInterruptedError("cancelled"), "local"),
+        (DirectusAuthenticationError("401", status=401), "needs_a_person"),
+        (DirectusConfigurationError("html", setting="DIRECTUS_URL"), "needs_a_person"),
+    ],
+)
+def test_what_counts_as_directus_failing(error, cls):
+    assert failure_class(error) == cls
+    g, _, _ = gate()
+    g.failed(error)
+    assert g.failing is (cls in ("outage", "needs_a_person"))
+    assert (g.refusal() is not None) is (cls == "needs_a_person")
+
+
+def test_a_refusal_stays_until_directus_answers_whatever_fails_next():
+    g, _, _ = gate()
+    g.failed(DirectusAuthenticationError("401", status=401, setting="DIRECTUS_TOKEN"))
+    g.failed(DirectusConnectionError("refused"))  # Directus becomes unreachable later
+    refusal = g.refusal()
+    assert isinstance(refusal, DirectusAuthenticationError)
+    assert g.status.auth_failed
+    assert g.status.misconfigured == "DIRECTUS_TOKEN"
+    assert g.refusal() is not refusal  # each caller gets its own error
+    g.answered()
+    assert g.refusal() is None
+    assert not g.status.auth_failed
+
+
+def test_a_failure_after_directus_answered_is_an_outage_not_a_refusal():
+    g, _, _ = gate()
+    g.answered()
+    g.failed(DirectusAuthenticationError("token expired", status=401))
+    assert g.failing
+    assert g.refusal() is None
+    assert g.status.auth_failed
 
 
 def test_probe_jitter_stays_in_the_upper_half():
