@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -337,19 +337,23 @@ class DirectusServer(ServerProcess):
 
     def create_readonly_user(self) -> None:
         """A policy that may read every collection, a role with it, a user with a token."""
+        self.create_reader(READONLY_TOKEN, READONLY_EMAIL, COLLECTIONS)
+
+    def create_reader(self, token: str, email: str, collections: Sequence[str]) -> str:
+        """A user with a static ``token`` who may read just ``collections``; returns the token."""
         with self.admin() as c:
             policy = _data(
                 c.post(
                     "/policies",
                     json={
-                        "name": "storybench prompts read-only",
+                        "name": f"read {email}",
                         "app_access": False,
                         "admin_access": False,
                         "icon": "visibility",
                     },
                 )
             )
-            for collection in COLLECTIONS:
+            for collection in collections:
                 _data(
                     c.post(
                         "/permissions",
@@ -365,20 +369,16 @@ class DirectusServer(ServerProcess):
             role = _data(
                 c.post(
                     "/roles",
-                    json={"name": "storybench reader", "policies": [{"policy": policy["id"]}]},
+                    json={"name": f"reader {email}", "policies": [{"policy": policy["id"]}]},
                 )
             )
             _data(
                 c.post(
                     "/users",
-                    json={
-                        "email": READONLY_EMAIL,
-                        "role": role["id"],
-                        "token": READONLY_TOKEN,
-                        "status": "active",
-                    },
+                    json={"email": email, "role": role["id"], "token": token, "status": "active"},
                 )
             )
+        return token
 
     def create_version(self, payload: dict[str, Any]) -> int:
         """Create one prompt set version with its nested sequences and prompts; return its id."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._blocking import BlockingRepository, blocking
-    from ._compose import build_mirror, build_repository, build_source
+    from ._compose import DirectusStack, build_mirror, build_repository, build_source, build_stack
     from ._events import OriginState, OriginStatus
     from ._exceptions import (
         ConfigurationError,
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         DirectusForbiddenError,
         DirectusInvalidResponseError,
         DirectusNotFoundError,
+        DirectusPoolTimeoutError,
         DirectusRateLimitedError,
         DirectusRequestError,
         DirectusServerError,
@@ -125,6 +126,7 @@ _WHERE: dict[str, str] = {
             "DirectusForbiddenError",
             "DirectusInvalidResponseError",
             "DirectusNotFoundError",
+            "DirectusPoolTimeoutError",
             "DirectusRateLimitedError",
             "DirectusRequestError",
             "DirectusServerError",
@@ -165,7 +167,10 @@ _WHERE: dict[str, str] = {
     "PromptRepository": "sources.base",
     "RetryPolicy": "sources.retry",
     "Settings": "_settings",
-    **dict.fromkeys(["build_mirror", "build_repository", "build_source"], "_compose"),
+    **dict.fromkeys(
+        ["DirectusStack", "build_mirror", "build_repository", "build_source", "build_stack"],
+        "_compose",
+    ),
     "DirectusClient": "compat.storybench.client",
     **dict.fromkeys(
         ["DirectusPromptSequence", "PromptInSequence", "SequenceInSet"], "compat.storybench.models"
@@ -201,6 +206,7 @@ __all__ = [
     "DirectusForbiddenError",
     "DirectusInvalidResponseError",
     "DirectusNotFoundError",
+    "DirectusPoolTimeoutError",
     "DirectusPrompt",
     "DirectusPromptSetVersion",
     "DirectusRateLimitedError",
@@ -208,6 +214,7 @@ __all__ = [
     "DirectusSequence",
     "DirectusServerError",
     "DirectusSource",
+    "DirectusStack",
     "DirectusTimeoutError",
     "DirectusTimeouts",
     "Drift",
@@ -248,6 +255,7 @@ __all__ = [
     "build_mirror",
     "build_repository",
     "build_source",
+    "build_stack",
     "compute_config_hash",
     "convert_evaluation_version",
     "convert_version",
