@@ -122,13 +122,15 @@ class EntryTable(Generic[C]):
             from_origin=content.provenance is None or content.provenance.source == "directus",
         )
 
-    def store_fallback(self, key: Key, copy: C) -> None:
-        """Reuse a copy served because the origin failed for ``fallback_ttl``, unless the table
-        already holds something newer (a fetch that landed meanwhile)."""
+    def store_fallback(self, key: Key, copy: C, *, probe_in: float) -> None:
+        """Reuse a copy served because the origin failed for ``fallback_ttl`` (or until the
+        next recovery probe is due, ``probe_in`` seconds, if sooner, so the next caller after
+        it notices a recovery), unless the table already holds something newer."""
         current = self.entries.get(key)
         if current is not None and not newer(copy, current.served):
             return
-        self.store(key, copy, fresh_for=self._policy.fallback_ttl, now=self._clock())
+        fresh_for = min(self._policy.fallback_ttl, max(probe_in, 0.0))
+        self.store(key, copy, fresh_for=fresh_for, now=self._clock())
 
     # -- "no such version" ----------------------------------------------------------------
 

@@ -97,7 +97,7 @@ class Copies(Generic[C]):
             if misses is not None:
                 misses.append(outcome)
             return None
-        self._entries.store_fallback(key, outcome)
+        self._entries.store_fallback(key, outcome, probe_in=self._probe_in())
         return _with_error(outcome, error_kind)
 
     async def hedge(self, key: Key, flight: Flight[C]) -> C | None:
@@ -132,8 +132,13 @@ class Copies(Generic[C]):
             raise PromptSetUnavailableError(
                 f"{self.what(key)} could not be served", causes=[error, outcome]
             ) from error
-        self._entries.store_fallback(key, outcome)
+        self._entries.store_fallback(key, outcome, probe_in=self._probe_in())
         return _with_error(outcome, type(error).__name__)
+
+    def _probe_in(self) -> float:
+        if not self._gate.failing:
+            return float("inf")
+        return self._gate.next_probe_in(self._clock())
 
     def _raise_refusal(self) -> None:
         refusal = self._gate.refusal()

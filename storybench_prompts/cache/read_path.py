@@ -93,7 +93,8 @@ class ReadPath(Generic[C]):
             return entry.served
         if entry is not None and action is Action.STALE:
             self._origin.refresh_in_background(key)
-            return self._served(key, entry.stale_copy(), "stale", started)
+            failing = self._gate.status.last_error_kind if self._gate.failing else None
+            return self._served(key, entry.stale_copy(origin_error=failing), "stale", started)
         if action is Action.OUTAGE:
             answer = await self._during_outage(key, started)
             if not isinstance(answer, Flight):

@@ -53,11 +53,17 @@ def test_a_fallback_never_replaces_a_newer_entry():
     entries, clock = table()
     newer = flat_set(3)
     entries.store(LATEST, newer, fresh_for=5, now=clock())
-    entries.store_fallback(LATEST, flat_set(2))
+    entries.store_fallback(LATEST, flat_set(2), probe_in=float("inf"))
     assert entries.get(LATEST).served.version == 3
-    entries.store_fallback(LATEST, flat_set(4))
+    entries.store_fallback(LATEST, flat_set(4), probe_in=float("inf"))
     assert entries.get(LATEST).served.version == 4
     assert entries.get(LATEST).fresh_until == clock() + POLICY.fallback_ttl
+
+
+def test_a_fallback_is_fresh_only_until_the_next_probe_is_due():
+    entries, clock = table()
+    entries.store_fallback(1, flat_set(1), probe_in=0.5)
+    assert entries.get(1).fresh_until == clock() + 0.5
 
 
 def test_not_found_is_remembered_for_its_ttl_and_each_caller_gets_its_own_error():
