@@ -84,6 +84,8 @@ if TYPE_CHECKING:
     from .mirrors.file import FileMirror
     from .mirrors.memory import InMemoryMirror
     from .mirrors.mongo import MongoMirror
+    from .ops.diff import SetDiff, diff_sets, render_diff
+    from .ops.lock import Lock, LockedSet, LockFileError
     from .ops.sync import SyncResult, sync_versions
     from .sources.base import PromptRepository
     from .sources.directus import DirectusSource, DirectusTimeouts
@@ -171,6 +173,8 @@ _WHERE: dict[str, str] = {
         ["DirectusPromptSequence", "PromptInSequence", "SequenceInSet"], "compat.storybench.models"
     ),
     **dict.fromkeys(["SyncResult", "sync_versions"], "ops.sync"),
+    **dict.fromkeys(["SetDiff", "diff_sets", "render_diff"], "ops.diff"),
+    **dict.fromkeys(["Lock", "LockFileError", "LockedSet"], "ops.lock"),
     **dict.fromkeys(["BlockingRepository", "blocking"], "_blocking"),
 }
 _ALIASES = {
@@ -216,6 +220,9 @@ __all__ = [
     "FileMirror",
     "InMemoryMirror",
     "InvalidPromptSetError",
+    "Lock",
+    "LockFileError",
+    "LockedSet",
     "MirrorCorruptError",
     "MirrorUnavailableError",
     "MongoMirror",
@@ -234,6 +241,7 @@ __all__ = [
     "RetryPolicy",
     "SaveOutcome",
     "SequenceJunction",
+    "SetDiff",
     "Settings",
     "SourceUnavailable",
     "SourceUnavailableError",
@@ -251,9 +259,11 @@ __all__ = [
     "compute_config_hash",
     "convert_evaluation_version",
     "convert_version",
+    "diff_sets",
     "parse_evaluation_version",
     "parse_version",
     "prompt_set_from_storybench",
+    "render_diff",
     "sync_versions",
     "validate_prompt_set",
 ]
