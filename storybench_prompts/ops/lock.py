@@ -30,7 +30,9 @@ KNOWN_FORMATS = (1,)
 """The lockfile formats this version reads and writes (it writes the last)."""
 
 _CONFIG_HASH = re.compile(r"[0-9a-f]{16}")
-_REQUIRED = ("format", "prompt_set", "evaluation_set", "directus_url", "created_at", "tool_version")
+_REQUIRED = ("format", "prompt_set")
+"""The keys a lockfile must hold; ``evaluation_set``, ``directus_url``, ``created_at`` and
+``tool_version`` may be missing (a lock written by hand names only what it pins)."""
 
 
 class LockFileError(ConfigurationError):
@@ -73,14 +75,16 @@ class Lock:
     prompt_set: LockedSet
     evaluation_set: LockedSet | None
     directus_url: str | None
-    created_at: datetime
-    tool_version: str
+    created_at: datetime | None
+    """None for a lockfile that does not say when it was made."""
+    tool_version: str | None
+    """None for a lockfile that does not say which version wrote it."""
     format: int = 1
 
     def __post_init__(self) -> None:
         if not _is_int(self.format) or self.format not in KNOWN_FORMATS:
             raise ValueError(f"format {self.format!r} is not known {_known()}")
-        if self.created_at.utcoffset() is None:
+        if self.created_at is not None and self.created_at.utcoffset() is None:
             raise ValueError("created_at must be an aware datetime")
         if self.directus_url is not None:
             object.__setattr__(self, "directus_url", clean_url(self.directus_url))
@@ -117,7 +121,7 @@ class Lock:
             "prompt_set": self.prompt_set.as_json(),
             "evaluation_set": self.evaluation_set.as_json() if self.evaluation_set else None,
             "directus_url": self.directus_url,
-            "created_at": self.created_at.isoformat(),
+            "created_at": self.created_at.isoformat() if self.created_at else None,
             "tool_version": self.tool_version,
         }
 
@@ -172,10 +176,10 @@ class Lock:
         prompt_set = _locked_set(data["prompt_set"], "prompt_set")
         evaluation_set = (
             None
-            if data["evaluation_set"] is None
+            if data.get("evaluation_set") is None
             else _locked_set(data["evaluation_set"], "evaluation_set")
         )
-        url = data["directus_url"]
+        url = data.get("directus_url")
         if url is not None and not isinstance(url, str):
             raise _Invalid(f"directus_url must be a string or null, not {_shown(url)}")
         if isinstance(url, str):
@@ -183,14 +187,17 @@ class Lock:
                 url = clean_url(url)
             except ValueError as exc:
                 raise _Invalid(f"directus_url: {exc}") from None
-        tool_version = data["tool_version"]
-        if not isinstance(tool_version, str) or not tool_version:
-            raise _Invalid(f"tool_version must be a non-empty string, not {_shown(tool_version)}")
+        tool_version = data.get("tool_version")
+        if tool_version is not None and (not isinstance(tool_version, str) or not tool_version):
+            raise _Invalid(
+                f"tool_version must be a non-empty string or null, not {_shown(tool_version)}"
+            )
+        created_at = data.get("created_at")
         return cls(
             prompt_set=prompt_set,
             evaluation_set=evaluation_set,
             directus_url=url,
-            created_at=_created_at(data["created_at"]),
+            created_at=None if created_at is None else _created_at(created_at),
             tool_version=tool_version,
             format=fmt,
         )
