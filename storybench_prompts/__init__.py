@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         DirectusTimeoutError,
         FetchInterruptedError,
         InvalidPromptSetError,
+        LockedContentNotFoundError,
         MirrorCorruptError,
         MirrorUnavailableError,
         Problem,
@@ -86,6 +87,7 @@ if TYPE_CHECKING:
     from .mirrors.mongo import MongoMirror
     from .ops.diff import SetDiff, diff_sets, render_diff
     from .ops.lock import Lock, LockedSet, LockFileError
+    from .ops.pinned import PinnedRun, RunDrift
     from .ops.sync import SyncResult, sync_versions
     from .sources.base import PromptRepository
     from .sources.directus import DirectusSource, DirectusTimeouts
@@ -133,6 +135,7 @@ _WHERE: dict[str, str] = {
             "DirectusTimeoutError",
             "FetchInterruptedError",
             "InvalidPromptSetError",
+            "LockedContentNotFoundError",
             "MirrorCorruptError",
             "MirrorUnavailableError",
             "Problem",
@@ -175,6 +178,7 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(["SyncResult", "sync_versions"], "ops.sync"),
     **dict.fromkeys(["SetDiff", "diff_sets", "render_diff"], "ops.diff"),
     **dict.fromkeys(["Lock", "LockFileError", "LockedSet"], "ops.lock"),
+    **dict.fromkeys(["PinnedRun", "RunDrift"], "ops.pinned"),
     **dict.fromkeys(["BlockingRepository", "blocking"], "_blocking"),
 }
 _ALIASES = {
@@ -222,12 +226,14 @@ __all__ = [
     "InvalidPromptSetError",
     "Lock",
     "LockFileError",
+    "LockedContentNotFoundError",
     "LockedSet",
     "MirrorCorruptError",
     "MirrorUnavailableError",
     "MongoMirror",
     "OriginState",
     "OriginStatus",
+    "PinnedRun",
     "Problem",
     "Prompt",
     "PromptJunction",
@@ -239,6 +245,7 @@ __all__ = [
     "PromptSetUnavailableError",
     "Provenance",
     "RetryPolicy",
+    "RunDrift",
     "SaveOutcome",
     "SequenceJunction",
     "SetDiff",
