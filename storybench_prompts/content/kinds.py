@@ -115,6 +115,8 @@ class ContentKind(Generic[C]):
     kind that cannot be compared."""
     describe_change: Callable[[Change], str] | None = None
     """How one change of this kind's diff reads in a report (``render_diff``)."""
+    lock_key: str | None = None
+    """The key of this kind's set in a lockfile (``ops.lock``); None: a kind no lock names."""
 
     def __repr__(self) -> str:
         return f"ContentKind({self.name!r})"
@@ -208,6 +210,7 @@ PROMPT_SETS: ContentKind[PromptSet] = ContentKind(
     render=render_prompt_set,
     diff=diff_prompt_sets,
     describe_change=describe_prompt_change,
+    lock_key="prompt_set",
 )
 
 _EVALUATION_SCHEMA = SchemaExpectation(
@@ -274,6 +277,7 @@ EVALUATION_SETS: ContentKind[EvaluationSet] = ContentKind(
     render=render_evaluation_set,
     diff=diff_evaluation_sets,
     describe_change=describe_evaluation_change,
+    lock_key="evaluation_set",
 )
 
 KINDS: dict[str, ContentKind[Any]] = {k.name: k for k in (PROMPT_SETS, EVALUATION_SETS)}

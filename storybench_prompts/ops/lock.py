@@ -18,11 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from storybench_prompts import EvaluationSet, PromptSet, VersionedContent
 from storybench_prompts._exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from storybench_prompts.content.kinds import ContentKind
 
 __all__ = ["KNOWN_FORMATS", "Lock", "LockFileError", "LockedSet", "clean_url"]
 
@@ -30,6 +33,8 @@ KNOWN_FORMATS = (1,)
 """The lockfile formats this version reads and writes (it writes the last)."""
 
 _CONFIG_HASH = re.compile(r"[0-9a-f]{16}")
+_SET_KEYS = ("prompt_set", "evaluation_set")
+"""The members that hold a locked set (each kind's ``lock_key``)."""
 _REQUIRED = ("format", "prompt_set")
 """The keys a lockfile must hold; ``evaluation_set``, ``directus_url``, ``created_at`` and
 ``tool_version`` may be missing (a lock written by hand names only what it pins)."""
@@ -114,6 +119,20 @@ class Lock:
             created_at=created_at if created_at is not None else datetime.now(UTC),
             tool_version=__version__,
         )
+
+    def set_of(self, kind: ContentKind[Any]) -> LockedSet | None:
+        """The locked set of ``kind`` (by its ``lock_key``), None when the lock names none."""
+        if kind.lock_key not in _SET_KEYS:
+            return None
+        found: LockedSet | None = getattr(self, kind.lock_key)
+        return found
+
+    def sets(self) -> list[tuple[ContentKind[Any], LockedSet]]:
+        """Each kind this lock names, with its locked set (prompt sets first)."""
+        from ..content.kinds import KINDS
+
+        named = ((kind, self.set_of(kind)) for kind in KINDS.values())
+        return [(kind, locked) for kind, locked in named if locked is not None]
 
     def as_json(self) -> dict[str, Any]:
         return {
