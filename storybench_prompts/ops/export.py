@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,7 +72,8 @@ class Manifest:
             raise MirrorUnavailableError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-def _prepare(directory: Path) -> None:
+def _prepare(directory: Path) -> Path:
+    """Check that ``directory`` is new or empty; a staging directory beside it."""
     if directory.exists() and not directory.is_dir():
         raise ConfigurationError(f"{directory} exists and is not a directory")
     if directory.is_dir() and any(directory.iterdir()):
@@ -78,7 +81,28 @@ def _prepare(directory: Path) -> None:
             f"{directory} is not empty: export into a new or empty directory, so the snapshot "
             "holds exactly what its manifest names"
         )
-    directory.mkdir(parents=True, exist_ok=True)
+    parent = directory.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{directory.name}.export-"))
+        staging.chmod(0o755)  # a snapshot to ship: readable by others, as a new directory is
+        return staging
+    except OSError as exc:
+        raise MirrorUnavailableError(f"cannot write into {parent}: {exc.strerror or exc}") from exc
+
+
+def _publish(staging: Path, directory: Path) -> None:
+    """The whole snapshot appears at once (a rename over the empty or missing directory)."""
+    try:
+        os.replace(staging, directory)
+    except OSError as exc:
+        raise MirrorUnavailableError(
+            f"cannot move the snapshot into {directory}: {exc.strerror or exc}"
+        ) from exc
+
+
+def _discard(staging: Path) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 async def export_snapshot(
@@ -92,12 +116,32 @@ async def export_snapshot(
     """Write the snapshot (see the module) from ``stack``; the manifest it wrote.
 
     Without ``lock``, every published version of each kind; with it, exactly the sets it
-    names (found wherever they still are, see ``resolve_locked``).
+    names (found wherever they still are, see ``resolve_locked``). Written into a staging
+    directory beside ``directory`` and moved into place whole at the end: a failure (a set that
+    cannot be read, a copy that does not re-hash) leaves no partial snapshot.
     """
+    target = Path(directory)
+    staging = await anyio.to_thread.run_sync(_prepare, target)
+    try:
+        manifest = await _export(stack, staging, lock, directus_url, offline)
+        await anyio.to_thread.run_sync(manifest.dump, staging / MANIFEST)
+        await anyio.to_thread.run_sync(_publish, staging, target)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_discard, staging)
+        raise
+    return manifest
+
+
+async def _export(
+    stack: DirectusStack,
+    directory: Path,
+    lock: Lock | None,
+    directus_url: str | None,
+    offline: bool,
+) -> Manifest:
     from .. import __version__
 
-    target = Path(directory)
-    await anyio.to_thread.run_sync(_prepare, target)
     exported: dict[str, tuple[LockedSet, ...]] = {}
     for kind in KINDS.values():
         repository = stack.repository(kind)
@@ -110,7 +154,7 @@ async def export_snapshot(
             for info in await repository.versions():
                 contents.append(await repository.get(info.version))
         exported[kind.name] = tuple(
-            [LockedSet.of(await _write(target, kind, content)) for content in contents]
+            [LockedSet.of(await _write(directory, kind, content)) for content in contents]
         )
     url: str | None = None
     if directus_url:
@@ -118,15 +162,13 @@ async def export_snapshot(
             url = clean_url(directus_url)
         except ValueError:
             url = None
-    manifest = Manifest(
+    return Manifest(
         kinds=exported,
         created_at=datetime.now(UTC),
         tool_version=__version__,
         directus_url=url,
         offline=offline,
     )
-    await anyio.to_thread.run_sync(manifest.dump, target / MANIFEST)
-    return manifest
 
 
 async def _write(directory: Path, kind: ContentKind[Any], content: VersionedContent) -> Any:
