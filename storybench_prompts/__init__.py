@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from .cache.policy import CachePolicy
     from .cache.stats import Stats
     from .compat.storybench.client import DirectusClient
+    from .compat.storybench.errors import DirectusLockedContentError
     from .compat.storybench.models import (
         DirectusEvaluationVersion,
         DirectusPrompt,
@@ -172,6 +173,7 @@ _WHERE: dict[str, str] = {
     "Settings": "_settings",
     **dict.fromkeys(["build_mirror", "build_repository", "build_source"], "_compose"),
     "DirectusClient": "compat.storybench.client",
+    "DirectusLockedContentError": "compat.storybench.errors",
     **dict.fromkeys(
         ["DirectusPromptSequence", "PromptInSequence", "SequenceInSet"], "compat.storybench.models"
     ),
@@ -208,6 +210,7 @@ __all__ = [
     "DirectusEvaluationVersion",
     "DirectusForbiddenError",
     "DirectusInvalidResponseError",
+    "DirectusLockedContentError",
     "DirectusNotFoundError",
     "DirectusPrompt",
     "DirectusPromptSetVersion",

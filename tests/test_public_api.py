@@ -20,6 +20,7 @@ EXPECTED = [
     "DirectusEvaluationVersion",
     "DirectusForbiddenError",
     "DirectusInvalidResponseError",
+    "DirectusLockedContentError",
     "DirectusNotFoundError",
     "DirectusPrompt",
     "DirectusPromptSetVersion",
