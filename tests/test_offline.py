@@ -150,3 +150,18 @@ def test_the_drop_in_still_needs_a_url_when_online(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(DirectusClientError, match="URL not provided"):
         DirectusClient()
+
+
+def test_the_settings_read_offline_and_lock_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("STORYBENCH_PROMPTS_OFFLINE", "true")
+    monkeypatch.setenv("STORYBENCH_PROMPTS_LOCK", str(tmp_path / "run.lock"))
+    settings = Settings(_env_file=None)
+    assert settings.offline is True
+    assert settings.lock == tmp_path / "run.lock"
+    assert settings.describe()["lock"] == str(tmp_path / "run.lock")
+    monkeypatch.setenv("STORYBENCH_PROMPTS_OFFLINE", "maybe")
+    with pytest.raises(Exception, match="STORYBENCH_PROMPTS_OFFLINE"):
+        Settings(_env_file=None)
+    monkeypatch.delenv("STORYBENCH_PROMPTS_OFFLINE")
+    monkeypatch.delenv("STORYBENCH_PROMPTS_LOCK")
+    assert (Settings(_env_file=None).offline, Settings(_env_file=None).lock) == (False, None)
