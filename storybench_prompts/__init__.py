@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         DirectusTimeoutError,
         FetchInterruptedError,
         InvalidPromptSetError,
+        LockedContentNotFoundError,
         MirrorCorruptError,
         MirrorUnavailableError,
         Problem,
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from .cache.policy import CachePolicy
     from .cache.stats import Stats
     from .compat.storybench.client import DirectusClient
+    from .compat.storybench.errors import DirectusLockedContentError
     from .compat.storybench.models import (
         DirectusEvaluationVersion,
         DirectusPrompt,
@@ -85,6 +87,9 @@ if TYPE_CHECKING:
     from .mirrors.file import FileMirror
     from .mirrors.memory import InMemoryMirror
     from .mirrors.mongo import MongoMirror
+    from .ops.diff import SetDiff, diff_sets, render_diff
+    from .ops.lock import Lock, LockedSet, LockFileError
+    from .ops.pinned import PinnedRun, RunDrift
     from .ops.sync import SyncResult, sync_versions
     from .sources.base import PromptRepository
     from .sources.directus import DirectusSource, DirectusTimeouts
@@ -133,6 +138,7 @@ _WHERE: dict[str, str] = {
             "DirectusTimeoutError",
             "FetchInterruptedError",
             "InvalidPromptSetError",
+            "LockedContentNotFoundError",
             "MirrorCorruptError",
             "MirrorUnavailableError",
             "Problem",
@@ -172,10 +178,14 @@ _WHERE: dict[str, str] = {
         "_compose",
     ),
     "DirectusClient": "compat.storybench.client",
+    "DirectusLockedContentError": "compat.storybench.errors",
     **dict.fromkeys(
         ["DirectusPromptSequence", "PromptInSequence", "SequenceInSet"], "compat.storybench.models"
     ),
     **dict.fromkeys(["SyncResult", "sync_versions"], "ops.sync"),
+    **dict.fromkeys(["SetDiff", "diff_sets", "render_diff"], "ops.diff"),
+    **dict.fromkeys(["Lock", "LockFileError", "LockedSet"], "ops.lock"),
+    **dict.fromkeys(["PinnedRun", "RunDrift"], "ops.pinned"),
     **dict.fromkeys(["BlockingRepository", "blocking"], "_blocking"),
 }
 _ALIASES = {
@@ -205,6 +215,7 @@ __all__ = [
     "DirectusEvaluationVersion",
     "DirectusForbiddenError",
     "DirectusInvalidResponseError",
+    "DirectusLockedContentError",
     "DirectusNotFoundError",
     "DirectusPoolTimeoutError",
     "DirectusPrompt",
@@ -223,11 +234,16 @@ __all__ = [
     "FileMirror",
     "InMemoryMirror",
     "InvalidPromptSetError",
+    "Lock",
+    "LockFileError",
+    "LockedContentNotFoundError",
+    "LockedSet",
     "MirrorCorruptError",
     "MirrorUnavailableError",
     "MongoMirror",
     "OriginState",
     "OriginStatus",
+    "PinnedRun",
     "Problem",
     "Prompt",
     "PromptJunction",
@@ -239,8 +255,10 @@ __all__ = [
     "PromptSetUnavailableError",
     "Provenance",
     "RetryPolicy",
+    "RunDrift",
     "SaveOutcome",
     "SequenceJunction",
+    "SetDiff",
     "Settings",
     "SourceUnavailable",
     "SourceUnavailableError",
@@ -259,9 +277,11 @@ __all__ = [
     "compute_config_hash",
     "convert_evaluation_version",
     "convert_version",
+    "diff_sets",
     "parse_evaluation_version",
     "parse_version",
     "prompt_set_from_storybench",
+    "render_diff",
     "sync_versions",
     "validate_prompt_set",
 ]

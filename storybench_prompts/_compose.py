@@ -4,6 +4,8 @@
 set, else the file mirror, once per content kind (prompt sets, evaluation sets), sharing one
 Directus client, one MongoDB client, one outage gate and one realtime channel.
 ``build_repository()`` is its prompt-set repository, with the other kind as ``.evaluations``.
+Offline (``STORYBENCH_PROMPTS_OFFLINE=true``) the mirror is the origin: no Directus client, no
+realtime channel, no URL or token needed.
 
 The Directus and MongoDB modules are imported only when a stack that uses them is built, so a
 mirror-only process never loads an HTTP client or a database driver it does not need.
@@ -40,6 +42,11 @@ def build_source(settings: Settings | None = None) -> DirectusSource[PromptSet]:
     from .sources.retry import RetryPolicy
 
     settings = settings or Settings()
+    if settings.offline:
+        raise ConfigurationError(
+            "offline (STORYBENCH_PROMPTS_OFFLINE=true): nothing is read from Directus; "
+            "unset it to reach Directus"
+        )
     if not settings.directus_url:
         raise ConfigurationError("Directus URL missing: set DIRECTUS_URL")
     if settings.directus_token is None:
@@ -80,11 +87,12 @@ class DirectusStack:
     """Both kinds over one Directus, as ``build_stack()`` composes them.
 
     ``async with`` enters the shared stack (entering ``prompts`` does the same); ``source`` is
-    the Directus source, for what goes to Directus itself (a connection test, a raw request).
+    the Directus source, for what goes to Directus itself (a connection test, a raw request);
+    None offline, where nothing goes to Directus.
     """
 
     stack: Stack
-    source: DirectusSource[PromptSet]
+    source: DirectusSource[PromptSet] | None
     prompts: CachingRepository[PromptSet]
     evaluations: CachingRepository[EvaluationSet]
 
@@ -125,6 +133,8 @@ def build_stack(settings: Settings | None = None) -> DirectusStack:
 
     settings = settings or Settings()
     policy = settings.cache_policy()
+    if settings.offline:
+        return _offline_stack(settings)
     # Builds no connection yet, so nothing leaks if building the source fails next.
     mirror = build_mirror(settings, PROMPT_SETS)
     source = build_source(settings)
@@ -160,6 +170,33 @@ def build_stack(settings: Settings | None = None) -> DirectusStack:
             )
         )
     return DirectusStack(stack, source, prompts, evaluations)
+
+
+def _offline_stack(settings: Settings) -> DirectusStack:
+    """The mirror alone, as origin and mirror of both kinds: no network, no channel."""
+    from ._events import Hooks
+    from .cache.engine import CachingRepository
+    from .cache.outage import OriginHealth, OutageGate, ProbeSchedule
+    from .cache.stack import Stack
+    from .mirrors.offline import OfflineOrigin
+
+    policy = settings.cache_policy()
+    prompts_origin = OfflineOrigin(build_mirror(settings, PROMPT_SETS))
+    evaluations_origin = prompts_origin.for_kind(EVALUATION_SETS)
+    hooks = Hooks()
+    gate = OutageGate(
+        OriginHealth(prompts_origin.name, emit=hooks.emit),
+        ProbeSchedule(time.monotonic, initial=policy.probe_initial, maximum=policy.probe_max),
+    )
+    stack = Stack(gate, hooks=hooks)
+    evaluations: CachingRepository[EvaluationSet] = CachingRepository(
+        evaluations_origin, evaluations_origin, policy=policy, kind=EVALUATION_SETS, stack=stack
+    )
+    prompts: CachingRepository[PromptSet] = CachingRepository(
+        prompts_origin, prompts_origin, policy=policy, kind=PROMPT_SETS, stack=stack
+    )
+    prompts.evaluations = evaluations
+    return DirectusStack(stack, None, prompts, evaluations)
 
 
 def build_repository(settings: Settings | None = None) -> CachingRepository[PromptSet]:

@@ -4,6 +4,7 @@
     ├── ConfigurationError ............ a required setting is missing or wrong
     ├── InvalidPromptSetError ......... content breaks the rules; lists every problem with its path
     ├── ContentChangedError ........... a version no longer holds the content a run expected
+    ├── LockedContentNotFoundError .... the content a lock names (by hash) is nowhere to be had
     ├── PromptSetNotFoundError ........ the source answered: no such published version
     │   └── DirectusNotFoundError (also a DirectusClientError)
     ├── SourceUnavailableError ........ the source could not answer
@@ -55,6 +56,7 @@ __all__ = [
     "DirectusTimeoutError",
     "FetchInterruptedError",
     "InvalidPromptSetError",
+    "LockedContentNotFoundError",
     "MirrorCorruptError",
     "MirrorUnavailableError",
     "Problem",
@@ -149,6 +151,31 @@ class ContentChangedError(StorybenchPromptsError):
         self.version = version
         self.expected = expected
         self.actual = actual
+        super().__init__(message)
+
+
+class LockedContentNotFoundError(StorybenchPromptsError):
+    """The content a lock names cannot be had: Directus's version now holds other content (or
+    is gone), and no cache or mirror holds a copy that hashes to the locked ``config_hash``.
+
+    Never answered with other content. ``kind`` is the kind's name, ``causes`` why each place
+    looked at had no such copy (a :class:`MirrorCorruptError` among them: a copy was there but
+    no longer hashes to it).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        version: int,
+        config_hash: str,
+        causes: Sequence[BaseException] = (),
+    ) -> None:
+        self.kind = kind
+        self.version = version
+        self.config_hash = config_hash
+        self.causes: tuple[BaseException, ...] = tuple(causes)
         super().__init__(message)
 
 

@@ -193,6 +193,14 @@ class Settings(BaseModel):
     shared_cache: bool = Field(True, validation_alias=_env("SHARED_CACHE"))
     """The drop-in ``DirectusClient``: share one cached repository per event loop (False: every
     call goes to Directus, as storybench's own client does)."""
+    offline: bool = Field(False, validation_alias=_env("OFFLINE"))
+    """Serve from the mirror alone (an exported snapshot, say): no Directus URL or token is
+    needed, nothing connects to Directus and there is no realtime channel; what the mirror
+    lacks is a clear error."""
+    lock: Path | None = Field(None, validation_alias=_env("LOCK"))
+    """The drop-in ``DirectusClient``: a lockfile whose sets are served as the latest
+    (``fetch_prompts()``, the latest evaluation version), whatever Directus has published
+    since; explicit versions are served as usual."""
 
     def describe(self) -> dict[str, object]:
         """Every setting with secrets masked (the MongoDB URI keeps its host, not its password)."""
@@ -202,6 +210,7 @@ class Settings(BaseModel):
             redact_uri(self.mongodb_uri.get_secret_value()) if self.mongodb_uri else None
         )
         out["mirror_dir"] = str(self.resolved_mirror_dir())
+        out["lock"] = str(self.lock) if self.lock is not None else None
         return out
 
     def resolved_mirror_dir(self) -> Path:

@@ -1,4 +1,4 @@
-"""ops.diff: every kind of change between two sets, its JSON shape and order, and the report."""
+"""content.diff and ops.diff: every kind of change between two sets, its JSON shape and order, and the report."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from storybench_prompts import Criterion, EvaluationSet, Prompt, PromptSet
+from storybench_prompts import (
+    EVALUATION_SETS,
+    PROMPT_SETS,
+    Criterion,
+    EvaluationSet,
+    Prompt,
+    PromptSet,
+    VersionedContent,
+)
 from storybench_prompts.ops.diff import (
     SetDiff,
     diff_evaluation_sets,
@@ -383,13 +391,49 @@ def test_sets_of_different_kinds_raise_type_error() -> None:
         diff_sets(flat_evaluation_set(1), flat_set(1))
 
 
-def test_an_unknown_kind_raises_type_error() -> None:
+def test_a_subclass_of_a_model_is_diffed_as_its_kind() -> None:
     class Special(PromptSet):
         pass
 
     special = Special(version=1, sequences={"S": (Prompt(name="A", text="a"),)})
-    with pytest.raises(TypeError, match="no diff for Special"):
-        diff_sets(special, special)
+    assert diff_sets(special, special).kind == "prompt set"
+
+
+def test_content_of_no_kind_raises_type_error() -> None:
+    class Unknown(VersionedContent):
+        def body(self) -> dict[str, Any]:
+            return {}
+
+    with pytest.raises(TypeError, match="no content kind for Unknown"):
+        diff_sets(Unknown(version=1), Unknown(version=1))
+
+
+def test_each_kind_names_its_diff_and_diff_sets_uses_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    import storybench_prompts.ops.diff as front
+
+    assert PROMPT_SETS.diff is diff_prompt_sets
+    assert EVALUATION_SETS.diff is diff_evaluation_sets
+    seen: list[str] = []
+
+    def spy(a: PromptSet, b: PromptSet) -> SetDiff:
+        seen.append("spy")
+        return diff_prompt_sets(a, b)
+
+    monkeypatch.setattr(front, "kind_of", lambda _c: dataclasses.replace(PROMPT_SETS, diff=spy))
+    diff_sets(flat_set(1), flat_set(2))
+    assert seen == ["spy"]
+    monkeypatch.setattr(front, "kind_of", lambda _c: dataclasses.replace(PROMPT_SETS, diff=None))
+    with pytest.raises(TypeError, match="no diff for prompt sets"):
+        diff_sets(flat_set(1), flat_set(1))
+
+
+def test_diff_sets_is_public() -> None:
+    import storybench_prompts
+
+    assert storybench_prompts.diff_sets is diff_sets
+    assert storybench_prompts.SetDiff is SetDiff
 
 
 # -- the report -------------------------------------------------------------------------------

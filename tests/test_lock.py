@@ -247,21 +247,36 @@ def test_top_level_not_an_object(tmp_path: Path, content: Any, kind: str) -> Non
     assert f"the top level must be a JSON object, not {kind}" in str(error)
 
 
-@pytest.mark.parametrize(
-    "key", ["format", "prompt_set", "evaluation_set", "directus_url", "created_at", "tool_version"]
-)
-def test_each_key_is_required(tmp_path: Path, key: str) -> None:
+@pytest.mark.parametrize("key", ["format", "prompt_set"])
+def test_format_and_prompt_set_are_required(tmp_path: Path, key: str) -> None:
     data = valid_json()
     del data[key]
     assert f"missing key: {key}" in str(load_error(write(tmp_path, data)))
 
 
 def test_every_missing_key_is_named(tmp_path: Path) -> None:
-    error = load_error(write(tmp_path, {"format": 1}))
-    assert (
-        "missing keys: prompt_set, evaluation_set, directus_url, created_at, tool_version"
-        in error.problem
+    error = load_error(write(tmp_path, {"evaluation_set": None}))
+    assert "missing keys: format, prompt_set" in error.problem
+
+
+@pytest.mark.parametrize("key", ["evaluation_set", "directus_url", "created_at", "tool_version"])
+def test_the_other_keys_may_be_missing_or_null(tmp_path: Path, key: str) -> None:
+    data = valid_json()
+    del data[key]
+    assert getattr(Lock.load(write(tmp_path, data)), key) is None
+    data[key] = None
+    assert getattr(Lock.load(write(tmp_path, data)), key) is None
+
+
+def test_a_minimal_hand_written_lock(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, {"format": 1, "prompt_set": {"version": 3, "config_hash": "0123456789abcdef"}}
     )
+    loaded = Lock.load(path)
+    assert loaded.prompt_set == LockedSet(3, "0123456789abcdef")
+    assert (loaded.evaluation_set, loaded.created_at, loaded.tool_version) == (None, None, None)
+    loaded.dump(tmp_path / "again.json")
+    assert Lock.load(tmp_path / "again.json") == loaded
 
 
 @pytest.mark.parametrize(
@@ -348,8 +363,8 @@ def test_config_hash_must_be_16_lowercase_hex(tmp_path: Path, where: str, config
         ("created_at", 1748772000, "created_at must be an ISO-8601 string, not 1748772000"),
         ("directus_url", 8055, "directus_url must be a string or null, not 8055"),
         ("directus_url", "cms.example.org", "directus_url: not an absolute http(s) URL"),
-        ("tool_version", "", 'tool_version must be a non-empty string, not ""'),
-        ("tool_version", None, "tool_version must be a non-empty string, not null"),
+        ("tool_version", "", 'tool_version must be a non-empty string or null, not ""'),
+        ("tool_version", 3, "tool_version must be a non-empty string or null, not 3"),
     ],
 )
 def test_other_fields(tmp_path: Path, key: str, value: Any, problem: str) -> None:

@@ -258,8 +258,12 @@ async def test_hand_edited_document_is_refused_not_served(mongo_database):
     await mirror.save(flat_set(1))
     await mirror.save(flat_set(2))
     await tamper(mongo_database, flat_set(1).config_hash)
+    from storybench_prompts.mirrors import integrity
+
+    before = integrity.failures()
     with pytest.raises(MirrorCorruptError, match="changed after it was written"):
         await mirror.get(1)
+    assert integrity.failures() == before + 1  # the decode re-hashes, and counts the mismatch
     with pytest.raises(MirrorCorruptError):
         await mirror.get_by_hash(flat_set(1).config_hash)
     assert (await mirror.get(2)).version == 2

@@ -42,6 +42,7 @@ from .stats import Stats
 from .withdrawals import WithdrawalLedger
 
 if TYPE_CHECKING:
+    from ..ops.pinned import PinnedRun
     from ..sources.realtime import ChannelStatus
 
 __all__ = ["CachingRepository"]
@@ -267,6 +268,20 @@ class CachingRepository(Generic[C]):
         if self._mirror_io is None:
             raise PromptSetNotFoundError(f"no mirror to look up {self.kind.noun} {config_hash}")
         return await self._mirror_io.get_by_hash(config_hash)
+
+    def peek(self, version: int | None = None) -> C | None:
+        """What the cache holds for ``version`` (None: the latest), whatever its age, or None.
+        No I/O, not counted as a hit: for observers such as a pinned run."""
+        entry = self._entries.get(LATEST if version is None else version)
+        return entry.served if entry is not None else None
+
+    def pinned(self) -> PinnedRun[C]:
+        """A pinned run: ``async with repo.pinned() as run:`` serves one content throughout
+        (``run.latest()``, ``run.get(v)``, ``run.evaluations``) and records what changed in
+        Directus meanwhile in ``run.drifts`` (see ``ops.pinned``)."""
+        from ..ops.pinned import PinnedRun
+
+        return PinnedRun(self)
 
     async def versions(self) -> list[VersionInfo]:
         """Published versions from the origin; from the mirror when the origin cannot answer

@@ -6,7 +6,7 @@ becomes a checked set (converter, rules), where each mirror keeps it (MongoDB co
 names and the stable key inside a file), what the schema check expects, and how a person reads
 it. The source, the mirrors, the cache, the checks and the CLI take a kind and are otherwise
 the same code for every kind; nothing asks "which kind is this?". A third kind is a model, a
-converter, rules and one more ``ContentKind`` (the tests define one).
+converter, rules and one more ``ContentKind`` (the tests define one); its ``diff`` is optional.
 """
 
 from __future__ import annotations
@@ -17,6 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from .._exceptions import InvalidPromptSetError, Problem
+from .diff import (
+    Change,
+    SetDiff,
+    describe_evaluation_change,
+    describe_prompt_change,
+    diff_evaluation_sets,
+    diff_prompt_sets,
+)
 from .evaluation_sets import (
     convert_evaluation_version,
     evaluation_set_from_storybench,
@@ -102,6 +110,13 @@ class ContentKind(Generic[C]):
     """What the schema check expects of Directus for this kind."""
     render: Callable[[C], list[str]]
     """The set's content as lines for a person to read (after a common header)."""
+    diff: Callable[[C, C], SetDiff] | None = None
+    """What changed from one set of this kind to another (``diff_sets`` calls it); None: a
+    kind that cannot be compared."""
+    describe_change: Callable[[Change], str] | None = None
+    """How one change of this kind's diff reads in a report (``render_diff``)."""
+    lock_key: str | None = None
+    """The key of this kind's set in a lockfile (``ops.lock``); None: a kind no lock names."""
 
     def __repr__(self) -> str:
         return f"ContentKind({self.name!r})"
@@ -193,6 +208,9 @@ PROMPT_SETS: ContentKind[PromptSet] = ContentKind(
     validate=validate_prompt_set,
     schema=_PROMPT_SCHEMA,
     render=render_prompt_set,
+    diff=diff_prompt_sets,
+    describe_change=describe_prompt_change,
+    lock_key="prompt_set",
 )
 
 _EVALUATION_SCHEMA = SchemaExpectation(
@@ -257,6 +275,9 @@ EVALUATION_SETS: ContentKind[EvaluationSet] = ContentKind(
     validate=validate_evaluation_set,
     schema=_EVALUATION_SCHEMA,
     render=render_evaluation_set,
+    diff=diff_evaluation_sets,
+    describe_change=describe_evaluation_change,
+    lock_key="evaluation_set",
 )
 
 KINDS: dict[str, ContentKind[Any]] = {k.name: k for k in (PROMPT_SETS, EVALUATION_SETS)}

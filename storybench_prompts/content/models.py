@@ -34,6 +34,7 @@ __all__ = [
     "VersionInfo",
     "VersionedContent",
     "compute_config_hash",
+    "rehash",
 ]
 
 DirectusId = int | str
@@ -250,6 +251,15 @@ class VersionedContent(BaseModel):
             updated_at=self.updated_at,
             config_hash=self.config_hash,
         )
+
+
+def rehash(content: VersionedContent) -> str:
+    """The ``config_hash`` of ``content`` computed now from its fields.
+
+    Never the hash cached on the instance (a copy made with ``model_copy(update=...)`` keeps
+    the old one): what a mirror copy is checked with before it is served, exported or verified.
+    """
+    return _sha256_hex(_canonical(content.body(), content.version, content.directus_id))[:16]
 
 
 class PromptSet(VersionedContent):

@@ -55,6 +55,7 @@ from .._exceptions import (
 )
 from ..content.kinds import ContentKind
 from ..content.models import Provenance, VersionedContent, VersionInfo
+from . import integrity
 from .base import SaveOutcome
 
 __all__ = ["FileMirror", "default_mirror_dir"]
@@ -169,14 +170,11 @@ class FileMirror(Generic[C]):
             raise MirrorCorruptError(
                 f"{path} holds an invalid {self.kind.noun}: {exc}", location=str(path)
             ) from exc
+        # The content was rebuilt from the file, so its hash is computed afresh: a re-hash.
         if document.get("config_hash") != content.config_hash or document.get(
             "content_hash"
         ) not in (None, content.content_hash):
-            raise MirrorCorruptError(
-                f"{path} was changed after it was written: stored hash "
-                f"{document.get('config_hash')!r}, content hash {content.config_hash!r}",
-                location=str(path),
-            )
+            raise integrity.mismatch(str(path), document.get("config_hash"), content.config_hash)
         fetched_at = document.get("fetched_at")
         fetched = float(fetched_at) if isinstance(fetched_at, int | float) else time.time()
         return content.with_provenance(
@@ -247,10 +245,7 @@ class FileMirror(Generic[C]):
         if document is not None:
             content = self._decode(path, document)
             if content.config_hash != config_hash:
-                raise MirrorCorruptError(
-                    f"{path} holds hash {content.config_hash!r}, not {config_hash!r}",
-                    location=str(path),
-                )
+                raise integrity.mismatch(str(path), config_hash, content.config_hash)
             return content
         # Snapshots written before records existed (schema 1) still count.
         for version in await self._stored_versions():

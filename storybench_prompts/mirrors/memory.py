@@ -1,7 +1,9 @@
 """An in-memory mirror, shipped for users' own tests (like httpx's ``MockTransport``).
 
 It follows the same rules as the real mirrors: content is validated before it is stored;
-every content saved stays readable by its hash; a withdrawn version is never served until a
+every content saved stays readable by its hash; every copy read is re-hashed first (one whose
+content no longer hashes to its hash, or to the hash asked for, raises ``MirrorCorruptError``
+and is never served); a withdrawn version is never served until a
 save of it fresh from Directus; ``save`` never changes the active version, ``activate(v,
 only_if_none=True)`` only sets one when none is set, and withdrawing the active version makes
 the highest version still served active (or leaves it when there is none).
@@ -15,6 +17,7 @@ from typing import Generic, Self, TypeVar
 from .._exceptions import PromptSetNotFoundError
 from ..content.kinds import ContentKind
 from ..content.models import Provenance, VersionedContent, VersionInfo
+from . import integrity
 from .base import SaveOutcome
 
 __all__ = ["InMemoryMirror"]
@@ -69,8 +72,10 @@ class InMemoryMirror(Generic[C]):
         self._current[content.version] = content
         self._by_hash.setdefault(content.config_hash, content)
 
-    @staticmethod
-    def _served(content: C) -> C:
+    def _served(self, content: C, *, where: str, expected: str | None = None) -> C:
+        integrity.checked(
+            content, location=f"memory mirror {self.kind.name} {where}", expected=expected
+        )
         fetched = content.provenance.fetched_at_epoch if content.provenance else 0.0
         return content.with_provenance(
             Provenance(source="mirror", origin="directus", fetched_at_epoch=fetched)
@@ -86,17 +91,18 @@ class InMemoryMirror(Generic[C]):
                 version=version,
             )
         try:
-            return self._served(self._current[version])
+            stored = self._current[version]
         except KeyError:
             raise PromptSetNotFoundError(
                 f"the memory mirror holds no version {version}", version=version
             ) from None
+        return self._served(stored, where=f"v{version}")
 
     async def latest(self) -> C:
         servable = self._servable()
         if not servable:
             raise PromptSetNotFoundError(f"the memory mirror holds no served {self.kind.noun}")
-        return self._served(self._current[servable[-1]])
+        return self._served(self._current[servable[-1]], where=f"v{servable[-1]}")
 
     async def versions(self) -> list[VersionInfo]:
         return [self._current[v].info() for v in self._servable()]
@@ -109,11 +115,12 @@ class InMemoryMirror(Generic[C]):
 
     async def get_by_hash(self, config_hash: str) -> C:
         try:
-            return self._served(self._by_hash[config_hash])
+            stored = self._by_hash[config_hash]
         except KeyError:
             raise PromptSetNotFoundError(
                 f"the memory mirror holds no {self.kind.noun} with hash {config_hash!r}"
             ) from None
+        return self._served(stored, where=config_hash, expected=config_hash)
 
     async def save(self, content: C) -> SaveOutcome:
         self._checked(content)

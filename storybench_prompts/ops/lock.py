@@ -18,11 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from storybench_prompts import EvaluationSet, PromptSet, VersionedContent
 from storybench_prompts._exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from storybench_prompts.content.kinds import ContentKind
 
 __all__ = ["KNOWN_FORMATS", "Lock", "LockFileError", "LockedSet", "clean_url"]
 
@@ -30,7 +33,11 @@ KNOWN_FORMATS = (1,)
 """The lockfile formats this version reads and writes (it writes the last)."""
 
 _CONFIG_HASH = re.compile(r"[0-9a-f]{16}")
-_REQUIRED = ("format", "prompt_set", "evaluation_set", "directus_url", "created_at", "tool_version")
+_SET_KEYS = ("prompt_set", "evaluation_set")
+"""The members that hold a locked set (each kind's ``lock_key``)."""
+_REQUIRED = ("format", "prompt_set")
+"""The keys a lockfile must hold; ``evaluation_set``, ``directus_url``, ``created_at`` and
+``tool_version`` may be missing (a lock written by hand names only what it pins)."""
 
 
 class LockFileError(ConfigurationError):
@@ -73,14 +80,16 @@ class Lock:
     prompt_set: LockedSet
     evaluation_set: LockedSet | None
     directus_url: str | None
-    created_at: datetime
-    tool_version: str
+    created_at: datetime | None
+    """None for a lockfile that does not say when it was made."""
+    tool_version: str | None
+    """None for a lockfile that does not say which version wrote it."""
     format: int = 1
 
     def __post_init__(self) -> None:
         if not _is_int(self.format) or self.format not in KNOWN_FORMATS:
             raise ValueError(f"format {self.format!r} is not known {_known()}")
-        if self.created_at.utcoffset() is None:
+        if self.created_at is not None and self.created_at.utcoffset() is None:
             raise ValueError("created_at must be an aware datetime")
         if self.directus_url is not None:
             object.__setattr__(self, "directus_url", clean_url(self.directus_url))
@@ -111,13 +120,27 @@ class Lock:
             tool_version=__version__,
         )
 
+    def set_of(self, kind: ContentKind[Any]) -> LockedSet | None:
+        """The locked set of ``kind`` (by its ``lock_key``), None when the lock names none."""
+        if kind.lock_key not in _SET_KEYS:
+            return None
+        found: LockedSet | None = getattr(self, kind.lock_key)
+        return found
+
+    def sets(self) -> list[tuple[ContentKind[Any], LockedSet]]:
+        """Each kind this lock names, with its locked set (prompt sets first)."""
+        from ..content.kinds import KINDS
+
+        named = ((kind, self.set_of(kind)) for kind in KINDS.values())
+        return [(kind, locked) for kind, locked in named if locked is not None]
+
     def as_json(self) -> dict[str, Any]:
         return {
             "format": self.format,
             "prompt_set": self.prompt_set.as_json(),
             "evaluation_set": self.evaluation_set.as_json() if self.evaluation_set else None,
             "directus_url": self.directus_url,
-            "created_at": self.created_at.isoformat(),
+            "created_at": self.created_at.isoformat() if self.created_at else None,
             "tool_version": self.tool_version,
         }
 
@@ -172,10 +195,10 @@ class Lock:
         prompt_set = _locked_set(data["prompt_set"], "prompt_set")
         evaluation_set = (
             None
-            if data["evaluation_set"] is None
+            if data.get("evaluation_set") is None
             else _locked_set(data["evaluation_set"], "evaluation_set")
         )
-        url = data["directus_url"]
+        url = data.get("directus_url")
         if url is not None and not isinstance(url, str):
             raise _Invalid(f"directus_url must be a string or null, not {_shown(url)}")
         if isinstance(url, str):
@@ -183,14 +206,17 @@ class Lock:
                 url = clean_url(url)
             except ValueError as exc:
                 raise _Invalid(f"directus_url: {exc}") from None
-        tool_version = data["tool_version"]
-        if not isinstance(tool_version, str) or not tool_version:
-            raise _Invalid(f"tool_version must be a non-empty string, not {_shown(tool_version)}")
+        tool_version = data.get("tool_version")
+        if tool_version is not None and (not isinstance(tool_version, str) or not tool_version):
+            raise _Invalid(
+                f"tool_version must be a non-empty string or null, not {_shown(tool_version)}"
+            )
+        created_at = data.get("created_at")
         return cls(
             prompt_set=prompt_set,
             evaluation_set=evaluation_set,
             directus_url=url,
-            created_at=_created_at(data["created_at"]),
+            created_at=None if created_at is None else _created_at(created_at),
             tool_version=tool_version,
             format=fmt,
         )

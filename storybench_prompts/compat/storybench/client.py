@@ -18,9 +18,9 @@ import logging
 import os
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from ..._exceptions import (
     DirectusClientError,
@@ -30,7 +30,9 @@ from ..._exceptions import (
     StorybenchPromptsError,
 )
 from ..._settings import Settings
-from ...content.kinds import EVALUATION_SETS, PROMPT_SETS
+from ...content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
+from ...content.models import VersionedContent
+from ...sources.base import PromptRepository
 from . import registry
 from .errors import client_error
 from .models import (
@@ -46,6 +48,8 @@ from .shapes import evaluation_structure, listed_version, prompts_structure, raw
 __all__ = ["DirectusClient"]
 
 logger = logging.getLogger("storybench_prompts.dropin")
+
+C = TypeVar("C", bound=VersionedContent)
 
 
 class DirectusClient:
@@ -67,14 +71,21 @@ class DirectusClient:
             raise DirectusConfigurationError(
                 f"timeout must be a positive number of seconds, got {timeout!r}"
             )
-        if not self.base_url:
-            raise DirectusConfigurationError("Directus URL not provided")
-        if not self.token:
-            raise DirectusConfigurationError("Directus token not provided")
-        self.base_url = self.base_url.rstrip("/")
-        self._key: registry.Key = (self.base_url, self.token)
+        # Offline (STORYBENCH_PROMPTS_OFFLINE), the mirror answers alone: no URL or token.
+        self.offline = _offline_requested(needed=not (self.base_url and self.token))
+        if not self.offline:
+            if not self.base_url:
+                raise DirectusConfigurationError("Directus URL not provided")
+            if not self.token:
+                raise DirectusConfigurationError("Directus token not provided")
+        self.base_url = self.base_url.rstrip("/") if self.base_url else None
+        self._key: registry.Key = (
+            ("offline", "") if self.offline else (self.base_url or "", self.token or "")
+        )
 
     def __repr__(self) -> str:
+        if self.offline:
+            return "DirectusClient(offline)"
         return f"DirectusClient(base_url={self.base_url!r}, token=***)"
 
     async def __aenter__(self) -> Self:
@@ -101,10 +112,13 @@ class DirectusClient:
 
         Read once per event loop and (URL, token): the first client's timeout is the one used.
         """
-        overrides: dict[str, Any] = {
-            "directus_url": self.base_url,
-            "directus_token": self.token,
-        }
+        overrides: dict[str, Any] = {}
+        if self.base_url:
+            overrides["directus_url"] = self.base_url
+        if self.token:
+            overrides["directus_token"] = self.token
+        if self.offline:
+            overrides["offline"] = True
         if self.timeout is not None:
             overrides["directus_read_timeout"] = float(self.timeout)
         return Settings(**overrides)
@@ -119,7 +133,7 @@ class DirectusClient:
         shared = registry.ready(self._key) or await self._shared()
         try:
             if version_number is None:
-                prompt_set = await shared.prompts.latest()
+                prompt_set = await _latest(shared, PROMPT_SETS, shared.prompts)
             else:
                 prompt_set = await shared.prompts.get(_version_number(version_number))
         except PromptSetNotFoundError:
@@ -146,7 +160,7 @@ class DirectusClient:
 
     async def _version(self, version_number: int | None) -> DirectusPromptSetVersion | None:
         shared = registry.ready(self._key) or await self._shared()
-        prompt_set = await _served_or_none(shared, shared.prompts, version_number)
+        prompt_set = await _served_or_none(shared, PROMPT_SETS, shared.prompts, version_number)
         if prompt_set is None:
             return None
         return shared.prompt_versions(version_number, prompt_set)
@@ -203,7 +217,9 @@ class DirectusClient:
         self, version_number: int | None
     ) -> DirectusEvaluationVersion | None:
         shared = registry.ready(self._key) or await self._shared()
-        evaluation_set = await _served_or_none(shared, shared.evaluations, version_number)
+        evaluation_set = await _served_or_none(
+            shared, EVALUATION_SETS, shared.evaluations, version_number
+        )
         if evaluation_set is None:
             return None
         return shared.evaluation_versions(version_number, evaluation_set)
@@ -237,6 +253,9 @@ class DirectusClient:
         """
         try:
             shared = await self._shared()
+            if shared.source is None:
+                logger.info("offline: the Directus connection test is not made")
+                return False
             return await shared.source.test_connection()
         except Exception as exc:  # storybench's contract: a bool, whatever went wrong
             logger.info("Directus connection test failed: %s", type(exc).__name__)
@@ -258,6 +277,11 @@ class DirectusClient:
                 "params= and json= are supported"
             )
         shared = await self._shared()
+        if shared.source is None:
+            raise DirectusConfigurationError(
+                f"offline (STORYBENCH_PROMPTS_OFFLINE=true): no request is sent to Directus "
+                f"({method} {endpoint})"
+            )
         try:
             return await shared.source.request_json(method, endpoint, params=params, json=body)
         except DirectusClientError:
@@ -266,14 +290,37 @@ class DirectusClient:
             raise client_error(exc) from exc
 
 
+async def _latest(shared: SharedStack, kind: ContentKind[C], repository: PromptRepository[C]) -> C:
+    """The latest set, or the one the lock names (``STORYBENCH_PROMPTS_LOCK``)."""
+    if shared.lock is not None:
+        locked: C | None = await shared.locked(kind, repository)
+        if locked is not None:
+            return locked
+    return await repository.latest()
+
+
+def _offline_requested(*, needed: bool) -> bool:
+    """Whether ``STORYBENCH_PROMPTS_OFFLINE`` is on: from the environment, and when the URL or
+    the token is missing (``needed``) from every place settings are read (``.env`` too)."""
+    for name, value in os.environ.items():
+        if name.upper() == "STORYBENCH_PROMPTS_OFFLINE":
+            return value.strip().lower() in {"1", "true", "yes", "on", "t", "y"}
+    if not needed:
+        return False
+    try:
+        return Settings().offline
+    except ValidationError as exc:
+        raise client_error(exc) from exc
+
+
 async def _served_or_none(
-    shared: SharedStack, repository: Any, version_number: int | None
+    shared: SharedStack, kind: ContentKind[Any], repository: Any, version_number: int | None
 ) -> Any | None:
     """The set ``repository`` serves (latest, or this version), None when Directus has no
     such published version; every failure as a DirectusClientError."""
     try:
         if version_number is None:
-            content = await repository.latest()
+            content = await _latest(shared, kind, repository)
         else:
             content = await repository.get(version_number)
     except PromptSetNotFoundError:

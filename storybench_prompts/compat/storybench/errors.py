@@ -9,12 +9,18 @@ from ..._exceptions import (
     DirectusClientError,
     DirectusConfigurationError,
     InvalidPromptSetError,
+    LockedContentNotFoundError,
     Problem,
     PromptSetUnavailableError,
     StorybenchPromptsError,
 )
 
-__all__ = ["DirectusInvalidContentError", "DirectusUnavailableError", "client_error"]
+__all__ = [
+    "DirectusInvalidContentError",
+    "DirectusLockedContentError",
+    "DirectusUnavailableError",
+    "client_error",
+]
 
 
 class DirectusUnavailableError(DirectusClientError, PromptSetUnavailableError):
@@ -53,10 +59,30 @@ class DirectusInvalidContentError(DirectusClientError, InvalidPromptSetError):
         self.detail = None
 
 
+class DirectusLockedContentError(DirectusClientError, LockedContentNotFoundError):
+    """The content ``STORYBENCH_PROMPTS_LOCK`` names is nowhere to be had (``config_hash``
+    names it); no other content is served in its place."""
+
+    def __init__(self, exc: LockedContentNotFoundError) -> None:
+        LockedContentNotFoundError.__init__(
+            self,
+            str(exc),
+            kind=exc.kind,
+            version=exc.version,
+            config_hash=exc.config_hash,
+            causes=exc.causes,
+        )
+        self.status = None
+        self.code = None
+        self.detail = None
+
+
 def client_error(exc: BaseException) -> DirectusClientError:
     """The DirectusClientError a storybench caller catches for any failure of ours."""
     if isinstance(exc, DirectusClientError):
         return exc
+    if isinstance(exc, LockedContentNotFoundError):
+        return DirectusLockedContentError(exc)
     if isinstance(exc, PromptSetUnavailableError):
         return DirectusUnavailableError(str(exc), causes=list(exc.causes), described=True)
     if isinstance(exc, InvalidPromptSetError):

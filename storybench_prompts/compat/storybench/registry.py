@@ -22,7 +22,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -35,8 +35,10 @@ from ..._exceptions import (
     StorybenchPromptsError,
 )
 from ..._settings import Settings
-from ...content.kinds import EVALUATION_SETS
-from ...content.models import EvaluationSet, PromptSet
+from ...content.kinds import EVALUATION_SETS, ContentKind
+from ...content.models import EvaluationSet, PromptSet, VersionedContent
+from ...ops.lock import Lock
+from ...ops.locked import resolve_locked
 from ...sources.base import PromptRepository
 from .errors import client_error
 from .memo import Memo
@@ -52,6 +54,8 @@ logger = logging.getLogger("storybench_prompts.dropin")
 
 Key = tuple[str, str]
 
+C = TypeVar("C", bound=VersionedContent)
+
 
 class SharedStack:
     """One loop's stack for one (URL, token): the repositories (or plain sources) and a host."""
@@ -59,8 +63,14 @@ class SharedStack:
     def __init__(self, loop: asyncio.AbstractEventLoop, key: Key, settings: Settings) -> None:
         self.key = key
         self.loop = loop
-        self.cached = settings.shared_cache
-        self.source: DirectusSource[PromptSet]
+        self.offline = settings.offline
+        self.lock: Lock | None = Lock.load(settings.lock) if settings.lock is not None else None
+        """The lockfile whose sets are served as the latest (``STORYBENCH_PROMPTS_LOCK``)."""
+        self._locked: dict[str, VersionedContent] = {}
+        # Offline, or with a lock, the stack is needed whatever SHARED_CACHE says: the mirror
+        # is where the content is (or may be).
+        self.cached = settings.shared_cache or self.offline or self.lock is not None
+        self.source: DirectusSource[PromptSet] | None
         self.prompts: PromptRepository[PromptSet]
         self.evaluations: PromptRepository[EvaluationSet]
         self._status: Callable[[], OriginStatus] | None = None
@@ -72,10 +82,11 @@ class SharedStack:
             self._status = stack.status
             self._resource: Any = stack
         else:
-            self.source = build_source(settings)
-            self.prompts = self.source
-            self.evaluations = self.source.for_kind(EVALUATION_SETS)
-            self._resource = self.source  # closes the connections both kinds share
+            source = build_source(settings)
+            self.source = source
+            self.prompts = source
+            self.evaluations = source.for_kind(EVALUATION_SETS)
+            self._resource = source  # closes the connections both kinds share
         self.prompt_structures: Memo[PromptSet, StorybenchPromptsStructure] = Memo(
             prompts_structure
         )
@@ -90,6 +101,25 @@ class SharedStack:
         self.usable = False
         url = key[0]
         self.task = loop.create_task(self._host(), name=f"storybench-prompts shared cache {url}")
+
+    async def locked(self, kind: ContentKind[C], repository: PromptRepository[C]) -> C | None:
+        """The set of ``kind`` the lock names (None: the lock names none), found once per
+        stack and then served as is; :class:`LockedContentNotFoundError` when it is nowhere."""
+        locked_set = self.lock.set_of(kind) if self.lock is not None else None
+        if locked_set is None:
+            return None
+        found = self._locked.get(kind.name)
+        if found is None:
+            resolved = await resolve_locked(repository, locked_set, kind=kind)
+            found = self._locked.setdefault(kind.name, resolved.content)
+            logger.info(
+                "serving the locked %s v%d (%s) from %s",
+                kind.noun,
+                locked_set.version,
+                locked_set.config_hash,
+                resolved.found_in,
+            )
+        return found  # type: ignore[return-value]
 
     def refuse_if_rejected(self) -> None:
         """A token Directus has rejected, and never accepted, gets no copy fetched by another.

@@ -15,6 +15,7 @@ import pymongo
 from ..._exceptions import InvalidPromptSetError, MirrorCorruptError, PromptSetNotFoundError
 from ...content.kinds import ContentKind
 from ...content.models import Provenance, VersionedContent
+from .. import integrity
 
 __all__ = ["COPY_ORDER", "SCHEMA_VERSION", "SERVED", "Codec", "Pick", "iso"]
 
@@ -103,14 +104,16 @@ class Codec(Generic[C]):
                 f"MongoDB document {location} is invalid: {exc}", location=location
             ) from exc
         stored_full = document.get("content_hash")
+        # The content was rebuilt from the document, so its hash is computed afresh: a re-hash.
         if document.get("config_hash") != content.config_hash or stored_full not in (
             None,
             content.content_hash,
         ):
-            raise MirrorCorruptError(
-                f"MongoDB document {location} was changed after it was written: stored hash "
-                f"{document.get('config_hash')!r}, content hash {content.config_hash!r}",
-                location=location,
+            raise integrity.mismatch(
+                location,
+                document.get("config_hash"),
+                content.config_hash,
+                what=f"MongoDB document {location}",
             )
         fetched = (
             _timestamp(document.get("fetched_at"))
@@ -138,7 +141,7 @@ class Codec(Generic[C]):
                 try:
                     pick.content = self.decode(document)
                 except MirrorCorruptError as exc:
-                    logger.warning("not serving %s", exc)
+                    integrity.warn_once(str(exc), f"not serving {exc}")
                     pick.corrupt.append(exc)
                     continue
                 pick.doc = document
