@@ -221,3 +221,46 @@ async def test_a_rejected_token_gets_no_mirror_copy_when_directus_later_fails(
         assert repo.status().auth_failed
         assert repo.stats().mirror_fallbacks == 0
         assert repo.stats().failovers == 0
+
+
+# -- writes in progress land when the loop ends ----------------------------------------------
+
+EXIT_RIGHT_AFTER = """
+import asyncio, sys
+from storybench_prompts import DirectusClient
+print(asyncio.run(DirectusClient().fetch_prompts(int(sys.argv[1]))).version)
+"""
+
+
+@pytest.mark.directus
+@pytest.mark.parametrize("version", [1, 3])
+def test_exiting_right_after_the_first_drop_in_fetch_leaves_it_in_the_mirror(
+    directus: DirectusServer, tmp_path, version
+):
+    import os
+    import subprocess
+    import sys
+
+    from storybench_prompts import FileMirror
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MONGODB", "STORYBENCH"))},
+        "DIRECTUS_URL": directus.url,
+        "DIRECTUS_TOKEN": directus.readonly_token,
+        "STORYBENCH_PROMPTS_MIRROR_DIR": str(tmp_path),
+        "STORYBENCH_PROMPTS_REALTIME": "off",
+    }
+    for _ in range(3):  # it failed 5 times out of 5 before
+        done = subprocess.run(
+            [sys.executable, "-c", EXIT_RIGHT_AFTER, str(version)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == str(version)
+        stored = anyio.run(FileMirror(tmp_path, kind=PROMPT_SETS).stored_hash, version)
+        assert stored is not None
+        for f in tmp_path.rglob("*"):
+            f.unlink() if f.is_file() else None

@@ -4,7 +4,10 @@ Reads are single-flight per key (a thousand callers hedging or failing over at o
 mirror read) and bounded by ``mirror_timeout``, so a slow mirror never holds a caller longer.
 Writes (a fresh set whose hash differs from the mirror's, a withdrawal) run in the stack's task
 group; a failure of any type is logged, counted (a ``MirrorWritten`` event) and never raised.
-Leaving the repository gives writes in progress up to ``mirror_timeout`` to land.
+A write is pending from the moment it is asked for, not from when its task starts: leaving the
+repository runs every pending write that has not started (its task may have been cancelled
+before it ran, as ``asyncio.run`` does to every task left at exit) and gives those under way up
+to ``mirror_timeout`` in all to land. Writes are idempotent, so one cut short is done again.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from ..content.models import VersionedContent, VersionInfo
 from ..mirrors.base import PromptMirror
 from .entries import LATEST, Key
 from .singleflight import Flight, SingleFlight
-from .timing import Sleep, bounded, first_of
+from .timing import Sleep, bounded
 
 __all__ = ["MirrorIO"]
 
@@ -51,8 +54,10 @@ class MirrorIO(Generic[C]):
         self.hashes: dict[int, str] = {}
         """The ``config_hash`` the mirror holds per version, as far as this process knows."""
         self._reads: SingleFlight[Key, C] = SingleFlight()
-        self._pending = 0
-        self._drained = anyio.Event()
+        # Writes asked for and not started yet, by what they do (a second ask is the same write).
+        self._waiting: dict[tuple[Any, ...], Callable[[], Awaitable[None]]] = {}
+        self._running = 0
+        self._idle = anyio.Event()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -108,22 +113,22 @@ class MirrorIO(Generic[C]):
 
     def save_behind(self, content: C, task_group: TaskGroup | None) -> None:
         """Write a fresh set to the mirror in the background, when its hash is new there."""
-        if task_group is None or self.hashes.get(content.version) == content.config_hash:
+        if self.hashes.get(content.version) == content.config_hash:
             return
-        task_group.start_soon(self._tracked, self._save, content)
+        self._behind(
+            ("save", content.version, content.config_hash), task_group, self._save, content
+        )
 
     def withdraw_behind(self, versions: Iterable[int], task_group: TaskGroup | None) -> None:
         versions = list(versions)
-        if task_group is not None and versions:
-            task_group.start_soon(self._tracked, self.withdraw, versions)
+        if versions:
+            self._behind(("withdraw", *versions), task_group, self.withdraw, versions)
 
     def withdraw_above_behind(
         self, latest: int, task_group: TaskGroup | None, remember: Callable[[list[int]], None]
     ) -> None:
         """Directus says ``latest`` is the highest published version: mark the mirror's higher
         ones withdrawn (``remember`` is told which, first)."""
-        if task_group is None:
-            return
 
         async def withdraw_above() -> None:
             try:
@@ -137,17 +142,35 @@ class MirrorIO(Generic[C]):
             remember(gone)
             await self.withdraw(gone)
 
-        task_group.start_soon(self._tracked, withdraw_above)
+        self._behind(("withdraw above", latest), task_group, withdraw_above)
 
-    async def _tracked(self, work: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        self._pending += 1
+    def _behind(
+        self,
+        job: tuple[Any, ...],
+        task_group: TaskGroup | None,
+        work: Callable[..., Awaitable[None]],
+        *args: Any,
+    ) -> None:
+        if task_group is None or job in self._waiting:
+            return
+        self._waiting[job] = lambda: work(*args)
+        task_group.start_soon(self._run, job)
+
+    async def _run(self, job: tuple[Any, ...]) -> None:
+        work = self._waiting.pop(job, None)
+        if work is None:
+            return  # the drain ran it already
+        self._running += 1
         try:
-            await work(*args)
+            await work()
+        except BaseException:
+            self._waiting.setdefault(job, work)  # cut short (cancelled): the drain does it again
+            raise
         finally:
-            self._pending -= 1
-            if not self._pending:
-                self._drained.set()
-                self._drained = anyio.Event()
+            self._running -= 1
+            if not self._running:
+                self._idle.set()
+                self._idle = anyio.Event()
 
     async def _save(self, content: C) -> None:
         try:
@@ -194,8 +217,17 @@ class MirrorIO(Generic[C]):
                 )
 
     async def drain(self) -> None:
-        """Give writes in progress up to ``mirror_timeout`` to land: a process that fetched
-        fresh content (a CLI ``get``) should leave it in the mirror."""
-        if self._pending:
-            with anyio.CancelScope(shield=True):
-                await first_of(self._drained, timeout=self._timeout, sleep=self._sleep)
+        """Let pending writes land, within ``mirror_timeout`` in all: a process that fetched
+        fresh content (a CLI ``get``, a script's one drop-in call) leaves it in the mirror."""
+        if not self._waiting and not self._running:
+            return
+        with anyio.CancelScope(shield=True):
+            await bounded(self._drain, self._timeout, self._sleep)
+
+    async def _drain(self) -> None:
+        while self._waiting or self._running:
+            if self._waiting:
+                _job, work = self._waiting.popitem()
+                await work()
+            else:
+                await self._idle.wait()
