@@ -10,6 +10,7 @@ import pytest
 
 from devserver.directus import DirectusServer
 from storybench_prompts import (
+    EVALUATION_SETS,
     PROMPT_SETS,
     CachePolicy,
     CachingRepository,
@@ -264,3 +265,43 @@ def test_exiting_right_after_the_first_drop_in_fetch_leaves_it_in_the_mirror(
         assert stored is not None
         for f in tmp_path.rglob("*"):
             f.unlink() if f.is_file() else None
+
+
+# -- publication dates ----------------------------------------------------------------------
+
+
+@pytest.mark.directus
+async def test_evaluation_versions_keep_their_publication_date(
+    directus: DirectusServer, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("DIRECTUS_URL", directus.url)
+    monkeypatch.setenv("DIRECTUS_TOKEN", directus.readonly_token)
+    monkeypatch.setenv("STORYBENCH_PROMPTS_MIRROR_DIR", str(tmp_path))
+    monkeypatch.setenv("STORYBENCH_PROMPTS_REALTIME", "off")
+    client = DirectusClient()
+    for number in (1, 2):
+        version = await client.get_evaluation_version_by_number(number)
+        assert version is not None
+        assert version.published_at is not None
+        assert version.published_at.day == number  # the sample data's date for it
+    latest = await client.get_latest_published_evaluation_version()
+    assert latest is not None
+    assert latest.published_at is not None
+
+
+async def test_the_publication_date_survives_both_mirrors(tmp_path, mongo_database):
+    from datetime import UTC, datetime
+
+    from storybench_prompts import FileMirror, MongoMirror
+    from tests.factories import flat_evaluation_set
+
+    published = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
+    content = flat_evaluation_set(2).model_copy(update={"published_at": published})
+    for mirror in (
+        FileMirror(tmp_path, kind=EVALUATION_SETS),
+        MongoMirror(database=mongo_database, kind=EVALUATION_SETS),
+        InMemoryMirror(kind=EVALUATION_SETS),
+    ):
+        await mirror.save(content)
+        assert (await mirror.get(2)).published_at == published, mirror
+        assert (await mirror.get_by_hash(content.config_hash)).published_at == published

@@ -79,6 +79,7 @@ def convert_evaluation_version(
         scoring_guidelines=scoring.guidelines if scoring is not None else "",
         created_at=version.date_created,
         updated_at=version.date_updated,
+        published_at=version.published_at,
     )
     return checked(evaluation_set, validate_evaluation_set(evaluation_set), context=context)
 

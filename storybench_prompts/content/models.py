@@ -203,6 +203,8 @@ class VersionedContent(BaseModel):
     directus_id: DirectusId | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    published_at: datetime | None = None
+    """When the version was published in Directus (not part of the hash)."""
     provenance: Provenance | None = None
 
     def body(self) -> dict[str, Any]:
@@ -233,6 +235,7 @@ class VersionedContent(BaseModel):
         """The flat format plus name, hashes and provenance: what a benchmark run records."""
         data = self.to_storybench()
         data["version_name"] = self.version_name
+        data["published_at"] = self.published_at.isoformat() if self.published_at else None
         data["config_hash"] = self.config_hash
         data["content_hash"] = self.content_hash
         data["provenance"] = self.provenance.describe() if self.provenance else None
@@ -249,6 +252,7 @@ class VersionedContent(BaseModel):
             directus_id=self.directus_id,
             created_at=self.created_at,
             updated_at=self.updated_at,
+            published_at=self.published_at,
             config_hash=self.config_hash,
         )
 

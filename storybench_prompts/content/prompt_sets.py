@@ -117,6 +117,7 @@ def convert_version(version: PromptSetVersionItem | Mapping[str, Any]) -> Prompt
         sequences=sequences,
         created_at=version.date_created,
         updated_at=version.date_updated,
+        published_at=version.published_at,
     )
     return checked(prompt_set, validate_prompt_set(prompt_set), context=context)
 

@@ -272,7 +272,11 @@ class FileMirror(Generic[C]):
         }
         if withdrawn_at is not None:
             document["withdrawn_at"] = withdrawn_at
-        document[self._member] = {**content.to_storybench(), "version_name": content.version_name}
+        document[self._member] = {
+            **content.to_storybench(),
+            "version_name": content.version_name,
+            "published_at": content.published_at.isoformat() if content.published_at else None,
+        }
         return document
 
     @staticmethod

@@ -42,7 +42,13 @@ class Memo(Generic[S, T]):
         return self._convert(slot, served)
 
     def _convert(self, slot: int | None, served: S) -> T:
-        key = (served.content_hash, served.version_name, served.created_at, served.updated_at)
+        key = (
+            served.content_hash,
+            served.version_name,
+            served.created_at,
+            served.updated_at,
+            served.published_at,
+        )
         result = self._by_content.get(key)
         if result is None:
             result = self._build(served)

@@ -70,6 +70,7 @@ def prompts_version(prompt_set: PromptSet) -> DirectusPromptSetVersion:
         status=published,
         date_created=prompt_set.created_at,
         date_updated=prompt_set.updated_at,
+        published_at=prompt_set.published_at,
         sequences_in_set=tuple(
             SequenceInSet(
                 prompt_sequences_id=DirectusPromptSequence(
@@ -135,6 +136,7 @@ def evaluation_version(evaluation_set: EvaluationSet) -> DirectusEvaluationVersi
         status=PublicationStatus.PUBLISHED,
         date_created=evaluation_set.created_at,
         date_updated=evaluation_set.updated_at,
+        published_at=evaluation_set.published_at,
         evaluation_criteria_in_version=tuple(
             CriterionInVersion(
                 evaluation_criteria_id=DirectusEvaluationCriterion(

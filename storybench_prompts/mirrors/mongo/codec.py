@@ -96,6 +96,7 @@ class Codec(Generic[C]):
             **document,
             "created_at": _utc(document.get("source_created_at")),
             "updated_at": _utc(document.get("source_updated_at")),
+            "published_at": _utc(document.get("source_published_at")),
         }
         try:
             content = self._kind.from_storybench(data, context=location)
@@ -166,7 +167,7 @@ class Codec(Generic[C]):
         storybench's documents lack ``directus_id``; the content's own fills it in, so the hash
         check is the one storybench made when it wrote them.
         """
-        data = {**document, "created_at": None, "updated_at": None}
+        data = {**document, "created_at": None, "updated_at": None, "published_at": None}
         if "directus_id" not in document:
             data["directus_id"] = content.directus_id
         try:

@@ -75,6 +75,7 @@ class Writer(Generic[C]):
             "content_hash": content.content_hash,
             "source_created_at": iso(content.created_at),
             "source_updated_at": iso(content.updated_at),
+            "source_published_at": iso(content.published_at),
             "fetched_at": fetched_at,
             "synced_at": now,
             "sync_order": sync_order,
