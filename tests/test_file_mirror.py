@@ -160,6 +160,11 @@ async def test_a_tampered_record_is_refused(tmp_path):
     document = json.loads(record.read_text())
     document["prompt_set"]["sequences"]["Seq0"][0]["text"] = "edited by hand"
     record.write_text(json.dumps(document))
+    # Never served: the version's snapshot still holds exactly that content, so it is served...
+    served = await mirror.get_by_hash(content.config_hash)
+    assert served.sequences["Seq0"][0].text == content.sequences["Seq0"][0].text
+    # ...and once no intact copy is left, the tampered record is refused.
+    await mirror.save(flat_set(1, text_suffix=" v2"))
     with pytest.raises(MirrorCorruptError, match="changed after it was written"):
         await mirror.get_by_hash(content.config_hash)
 
@@ -334,3 +339,38 @@ async def test_a_stalled_read_is_abandoned_at_mirror_timeout(tmp_path):
     finally:
         # Release the abandoned reader thread.
         threading.Thread(target=lambda: fifo.write_bytes(b"{}"), daemon=True).start()
+
+
+# -- a corrupt record is repaired -----------------------------------------------------------
+
+
+async def test_a_truncated_record_is_served_from_the_snapshot_and_repaired_by_the_next_save(
+    tmp_path,
+):
+    mirror = FileMirror(tmp_path, kind=PROMPT_SETS)
+    content = flat_set(1)
+    await mirror.save(content)
+    record = mirror.record_path(content.config_hash)
+    record.write_bytes(record.read_bytes()[:40])  # truncated on disk
+    # The read does not give up while the version's snapshot holds that very content...
+    assert (await mirror.get_by_hash(content.config_hash)).config_hash == content.config_hash
+    assert record.read_bytes().endswith(b"")  # ...and a read never writes
+    # ...and saving the same content again (the documented fix: `sync --version 1`) repairs it.
+    assert await mirror.save(content) == "unchanged"
+    assert json.loads(record.read_text())["config_hash"] == content.config_hash
+    (tmp_path / "prompt-set-v1.json").unlink()
+    assert (await mirror.get_by_hash(content.config_hash)).config_hash == content.config_hash
+
+
+async def test_a_record_holding_other_content_is_never_served(tmp_path):
+    mirror = FileMirror(tmp_path, kind=PROMPT_SETS)
+    one, two = flat_set(1), flat_set(2)
+    await mirror.save(one)
+    await mirror.save(two)
+    record = mirror.record_path(one.config_hash)
+    record.write_bytes(mirror.record_path(two.config_hash).read_bytes())  # swapped by hand
+    served = await mirror.get_by_hash(one.config_hash)  # the snapshot of v1 has it
+    assert served.config_hash == one.config_hash
+    (tmp_path / "prompt-set-v1.json").unlink()
+    with pytest.raises(MirrorCorruptError):
+        await mirror.get_by_hash(one.config_hash)

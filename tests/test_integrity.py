@@ -90,6 +90,7 @@ async def test_the_file_mirror_counts_an_edited_copy(tmp_path):
     document = json.loads(record.read_text())
     document["prompt_set"]["sequences"]["Seq0"][0]["text"] = "Edited on disk."
     record.write_text(json.dumps(document))
+    await mirror.save(flat_set(1, text_suffix=" v2"))  # no intact copy of it is left
     before = integrity.failures()
     with pytest.raises(MirrorCorruptError, match="changed after it was written") as caught:
         await mirror.get_by_hash(content.config_hash)

@@ -241,21 +241,37 @@ class FileMirror(Generic[C]):
         if not isinstance(config_hash, str) or not _HASH_RE.match(config_hash):
             raise PromptSetNotFoundError(f"{config_hash!r} is not a config_hash")
         path = self.record_path(config_hash)
-        document = await self._read_document(path)
-        if document is not None:
-            content = self._decode(path, document)
-            if content.config_hash != config_hash:
-                raise integrity.mismatch(str(path), config_hash, content.config_hash)
-            return content
-        # Snapshots written before records existed (schema 1) still count.
+        corrupt: MirrorCorruptError | None = None
+        try:
+            content = await self._record(path, config_hash)
+        except MirrorCorruptError as exc:
+            corrupt = exc  # the snapshot of its version may still hold that content
+        else:
+            if content is not None:
+                return content
+        # A snapshot holding the hash: records written before records existed (schema 1), or
+        # a record damaged on disk (the next save of that content repairs it).
         for version in await self._stored_versions():
             with contextlib.suppress(MirrorCorruptError):
                 found = await self._snapshot(version)
                 if found is not None and found[0].config_hash == config_hash:
                     return found[0]
+        if corrupt is not None:
+            raise corrupt
         raise PromptSetNotFoundError(
             f"the file mirror holds no {self.kind.noun} with hash {config_hash!r}"
         )
+
+    async def _record(self, path: Path, config_hash: str) -> C | None:
+        """The content of a record, None when absent, :class:`MirrorCorruptError` when it does
+        not decode to exactly ``config_hash``."""
+        document = await self._read_document(path)
+        if document is None:
+            return None
+        content = self._decode(path, document)
+        if content.config_hash != config_hash:
+            raise integrity.mismatch(str(path), config_hash, content.config_hash)
+        return content
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -294,7 +310,13 @@ class FileMirror(Generic[C]):
             raise TypeError(f"this mirror holds {self.kind.noun}s, not {type(content).__name__}")
         self.kind.ensure_valid(content)
         record = self.record_path(content.config_hash)
-        await self._write(record, self._encode(record, self._document(content, withdrawn_at=None)))
+        try:
+            intact = await self._record(record, content.config_hash) is not None
+        except MirrorCorruptError:
+            intact = False  # damaged on disk: this very content replaces it, whole
+        if not intact:
+            encoded = self._encode(record, self._document(content, withdrawn_at=None))
+            await self._write(record, encoded, replace=record.exists())
         path = self.path_for(content.version)
         previous: str | None
         withdrawn = False
