@@ -90,3 +90,16 @@ async def test_a_failed_latest_never_moves_the_active_set_down():
     results = await sync_versions(origin, mirror, None, activate_highest=True)
     assert {r.version: r.outcome for r in results}[3] == "failed"
     assert mirror.active_version == 3  # still the latest published; not moved down to 2
+
+
+async def test_a_first_sync_into_an_empty_mirror_leaves_the_highest_version_active():
+    # storybench's reader, find_one({"is_active": True}), must find something afterwards.
+    mirror = InMemoryMirror(kind=PROMPT_SETS)
+    await sync_versions(ScriptedOrigin(), mirror)
+    assert mirror.active_version == 3
+    await mirror.activate(2)  # someone chose another: a later sync does not override it
+    await sync_versions(ScriptedOrigin(), mirror)
+    assert mirror.active_version == 2
+    fresh = InMemoryMirror(kind=PROMPT_SETS)
+    await sync_versions(ScriptedOrigin(), fresh, activate_if_none=False)
+    assert fresh.active_version is None

@@ -99,7 +99,7 @@ async def sync_versions(
     dry_run: bool = False,
     activate: int | None = None,
     activate_highest: bool = False,
-    activate_if_none: bool = False,
+    activate_if_none: bool = True,
     on_result: Callable[[SyncResult], None] | None = None,
 ) -> list[SyncResult]:
     """Sync the given versions (default: every published one); results in version order.
@@ -107,8 +107,9 @@ async def sync_versions(
     A failure for one version does not stop the others; each result says what happened.
     ``activate`` names the version to make active afterwards (storybench's reader then finds
     it), if it synced; ``activate_highest`` activates the highest version synced (what
-    ``sync --all`` does); ``activate_if_none`` activates the highest version synced only when
-    the mirror has no active set at all (what ``warm`` does). With no ``versions`` (the full listing), a version the
+    ``sync --all`` does); otherwise, ``activate_if_none`` (the default) activates the highest
+    version synced when the mirror has no active set at all, so storybench's reader always
+    finds one after a first sync. With no ``versions`` (the full listing), a version the
     mirror holds but Directus no longer lists is marked withdrawn (outcome ``withdrawn``).
     Listing the versions and the activation are the steps whose failure raises.
     """
@@ -147,12 +148,13 @@ async def sync_versions(
             tg.start_soon(withdraw, version)
     if not dry_run:
         synced = [v for v in wanted if results[v].outcome in ("new", "updated", "unchanged")]
-        if activate is not None and activate in synced:
-            await mirror.activate(activate)
-        elif activate_highest and wanted:
+        if activate is not None:
+            if activate in synced:  # refused or failed this time: the active set stays
+                await mirror.activate(activate)
+        elif activate_highest:
             # The latest published version, if it synced; if it failed or was refused this
             # time, the active set stays as it was rather than moving down to an older one.
-            if max(wanted) in synced:
+            if wanted and max(wanted) in synced:
                 await mirror.activate(max(wanted))
         elif activate_if_none and synced:
             # Saves may have interleaved in any order: the highest version is what ends active.
