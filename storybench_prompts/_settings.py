@@ -214,7 +214,10 @@ class Settings(BaseModel):
         return out
 
     def resolved_mirror_dir(self) -> Path:
-        return self.mirror_dir.expanduser() if self.mirror_dir else default_mirror_dir()
+        """``mirror_dir``, else the default folder of this Directus (keyed by its URL)."""
+        if self.mirror_dir:
+            return self.mirror_dir.expanduser()
+        return default_mirror_dir(self.directus_url)
 
     def cache_policy(self) -> CachePolicy:
         from .cache.policy import CachePolicy

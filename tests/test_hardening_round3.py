@@ -305,3 +305,40 @@ async def test_the_publication_date_survives_both_mirrors(tmp_path, mongo_databa
         await mirror.save(content)
         assert (await mirror.get(2)).published_at == published, mirror
         assert (await mirror.get_by_hash(content.config_hash)).published_at == published
+
+
+# -- the default file mirror belongs to one Directus -----------------------------------------
+
+
+@pytest.mark.directus
+def test_a_dead_directus_is_never_served_another_directus_s_copies(
+    directus: DirectusServer, tmp_path
+):
+    import os
+    import subprocess
+    import sys
+
+    from devserver._process import free_port
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MONGODB", "STORYBENCH"))},
+        "XDG_CACHE_HOME": str(tmp_path),  # the default mirror folder lives under it
+        "DIRECTUS_TOKEN": directus.readonly_token,
+        "STORYBENCH_PROMPTS_REALTIME": "off",
+    }
+
+    def cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "storybench_prompts", *args],
+            env={**env, "DIRECTUS_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert cli("sync", "--all", url=directus.url).returncode == 0
+    assert cli("get", "3", "--source", "mirror", url=directus.url).returncode == 0
+    dead = f"http://127.0.0.1:{free_port()}"
+    served = cli("get", "3", url=dead)
+    assert served.returncode != 0, served.stdout
+    assert "Prompt set v3" not in served.stdout

@@ -76,3 +76,35 @@ def test_invalid_values_are_refused(monkeypatch):
     monkeypatch.setenv("STORYBENCH_PROMPTS_FALLBACK_AFTER", "-1")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_the_default_file_mirror_is_one_folder_per_directus(monkeypatch, tmp_path):
+    monkeypatch.delenv("STORYBENCH_PROMPTS_MIRROR_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    one = Settings(directus_url="https://cms.example.org", _env_file=None).resolved_mirror_dir()
+    again = Settings(directus_url="https://cms.example.org/", _env_file=None).resolved_mirror_dir()
+    other = Settings(directus_url="http://127.0.0.1:60981", _env_file=None).resolved_mirror_dir()
+    port = Settings(directus_url="http://127.0.0.1:60982", _env_file=None).resolved_mirror_dir()
+    assert one == again
+    assert len({one, other, port}) == 3
+    assert one.parent == other.parent
+    assert other.name.startswith("127.0.0.1-60981-")
+    # An explicit folder is used as it is, whatever the URL.
+    explicit = Settings(
+        directus_url="https://cms.example.org", mirror_dir=tmp_path / "m", _env_file=None
+    )
+    assert explicit.resolved_mirror_dir() == tmp_path / "m"
+
+
+@pytest.mark.anyio
+async def test_a_mirror_of_another_directus_is_never_served(monkeypatch, tmp_path):
+    from storybench_prompts import FileMirror
+    from tests.factories import flat_set
+
+    monkeypatch.delenv("STORYBENCH_PROMPTS_MIRROR_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    elsewhere = Settings(directus_url="http://127.0.0.1:60981", _env_file=None)
+    await FileMirror(elsewhere.resolved_mirror_dir(), kind=PROMPT_SETS).save(flat_set(4))
+    dead = Settings(directus_url="http://127.0.0.1:1", _env_file=None)
+    mirror = FileMirror(dead.resolved_mirror_dir(), kind=PROMPT_SETS)
+    assert await mirror.versions() == []

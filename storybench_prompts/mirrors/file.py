@@ -33,6 +33,7 @@ temporary file behind (cancellation arrives once the file operations are done).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -42,6 +43,7 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
@@ -58,7 +60,7 @@ from ..content.models import Provenance, VersionedContent, VersionInfo
 from . import integrity
 from .base import SaveOutcome
 
-__all__ = ["FileMirror", "default_mirror_dir"]
+__all__ = ["FileMirror", "default_mirror_dir", "mirror_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +72,27 @@ RECORDS_DIR = "by-hash"
 _HASH_RE = re.compile(r"^[0-9a-f]{16}$")
 
 
-def default_mirror_dir() -> Path:
-    """``STORYBENCH_PROMPTS_MIRROR_DIR``, else ``<user cache dir>/storybench-prompts/mirror``."""
+def default_mirror_dir(directus_url: str | None = None) -> Path:
+    """``STORYBENCH_PROMPTS_MIRROR_DIR``, else a folder of the user cache dir of its own for
+    each Directus (``<cache>/storybench-prompts/mirror/<host>-<port>-<hash of the URL>``), so
+    the copies of one Directus are never served for another; ``.../mirror`` with no URL."""
     configured = os.environ.get("STORYBENCH_PROMPTS_MIRROR_DIR")
     if configured:
         return Path(configured).expanduser()
-    return Path(platformdirs.user_cache_dir("storybench-prompts")) / "mirror"
+    base = Path(platformdirs.user_cache_dir("storybench-prompts")) / "mirror"
+    return base / mirror_key(directus_url) if directus_url else base
+
+
+def mirror_key(directus_url: str) -> str:
+    """A folder name for one Directus: readable, and distinct for distinct URLs."""
+    parts = urlsplit(directus_url.strip())
+    host = (parts.hostname or "directus").lower()
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    path = parts.path.rstrip("/")
+    # The identity of a Directus: scheme, host, port and path (never userinfo or a query).
+    identity = f"{parts.scheme}://{host}:{port}{path}"
+    readable = re.sub(r"[^a-z0-9.]+", "-", f"{host}-{port}{path}").strip("-")[:60]
+    return f"{readable}-{hashlib.sha256(identity.encode()).hexdigest()[:10]}"
 
 
 class FileMirror(Generic[C]):
