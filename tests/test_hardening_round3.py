@@ -342,3 +342,65 @@ def test_a_dead_directus_is_never_served_another_directus_s_copies(
     served = cli("get", "3", url=dead)
     assert served.returncode != 0, served.stdout
     assert "Prompt set v3" not in served.stdout
+
+
+# -- a fork while another thread builds a drop-in stack ---------------------------------------
+
+FORK_WHILE_BUILDING = """
+import asyncio, os, signal, sys, threading, time, warnings
+warnings.simplefilter("ignore", DeprecationWarning)  # forking with threads: that is the point
+from storybench_prompts import DirectusClient, DirectusClientError
+
+URL = sys.argv[1]
+stop = threading.Event()
+
+async def one():
+    try:
+        await DirectusClient(URL, "token").fetch_prompts(1)
+    except DirectusClientError:
+        pass
+
+def keep_building():
+    while not stop.is_set():
+        asyncio.run(one())
+
+builder = threading.Thread(target=keep_building, daemon=True)
+builder.start()
+time.sleep(0.2)
+children = []
+for _ in range(12):
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(20)  # a hung child dies of SIGALRM instead of hanging the test
+        asyncio.run(one())
+        os._exit(0)
+    children.append(pid)
+    time.sleep(0.02)
+stop.set()
+codes = [os.waitpid(pid, 0)[1] for pid in children]
+print(sum(1 for c in codes if c != 0))
+"""
+
+
+def test_a_child_forked_while_another_thread_builds_a_stack_does_not_hang(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from devserver._process import free_port
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MONGODB", "STORYBENCH"))},
+        "STORYBENCH_PROMPTS_MIRROR_DIR": str(tmp_path),
+        "STORYBENCH_PROMPTS_REALTIME": "off",
+        "STORYBENCH_PROMPTS_DIRECTUS_MAX_ATTEMPTS": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", FORK_WHILE_BUILDING, f"http://127.0.0.1:{free_port()}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"  # no child hung (before: 9 to 11 of 12)

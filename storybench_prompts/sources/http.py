@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import os
 import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -56,6 +57,7 @@ __all__ = [
     "DirectusTimeouts",
     "error_for_response",
     "map_transport_errors",
+    "shared_ssl_context",
 ]
 
 
@@ -269,6 +271,27 @@ class Answer:
             ) from exc
 
 
+_SSL_CONTEXT: list[ssl.SSLContext] = []
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """One TLS context for every client of the process, made once: what httpx would make for
+    each (the same trust settings), without loading the CA bundle per client, and without a
+    thread inside OpenSSL's context set-up at every stack built (a fork then can hang the
+    child)."""
+    if not _SSL_CONTEXT:
+        import certifi
+
+        if os.environ.get("SSL_CERT_FILE"):
+            context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+        elif os.environ.get("SSL_CERT_DIR"):
+            context = ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+        else:
+            context = ssl.create_default_context(cafile=certifi.where())
+        _SSL_CONTEXT.append(context)
+    return _SSL_CONTEXT[0]
+
+
 class DirectusHTTP:
     """The pooled HTTP client of one Directus (shared by the sources of every kind)."""
 
@@ -295,6 +318,7 @@ class DirectusHTTP:
             },
             timeout=timeouts.to_httpx(),
             transport=transport,
+            verify=shared_ssl_context(),
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections // 2
             ),

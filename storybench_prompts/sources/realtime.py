@@ -48,6 +48,7 @@ from httpx_ws import (
 from pydantic import SecretStr
 
 from .._exceptions import ConfigurationError
+from .http import shared_ssl_context
 from .realtime_messages import (
     Ended,
     describe_failure,
@@ -138,7 +139,7 @@ class RealtimeTiming:
 
 
 def _default_client(timeout: float) -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=timeout)
+    return httpx.AsyncClient(timeout=timeout, verify=shared_ssl_context())
 
 
 class RealtimeChannel:

@@ -17,6 +17,8 @@ own), so a fork while another thread holds the lock cannot hang the child.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import logging
 import os
 import threading
@@ -202,6 +204,37 @@ _LOCK = threading.Lock()
 _hot: tuple[weakref.ref[asyncio.AbstractEventLoop], Key, SharedStack] | None = None
 
 
+# What building a stack and its first fetch import. A thread importing one of them when
+# another forks would leave the child waiting on that module's import lock for ever.
+_STACK_MODULES = (
+    "anyio._backends._asyncio",
+    "anyio.to_thread",
+    "httpx",
+    "httpx_ws",
+    "storybench_prompts._compose",
+    "storybench_prompts.cache.engine",
+    "storybench_prompts.mirrors.file",
+    "storybench_prompts.sources.directus",
+    "storybench_prompts.sources.realtime",
+)
+
+
+def _before_fork() -> None:
+    # Waits for an import under way in another thread to finish, then imports the rest, so
+    # the child finds them whole; then holds the registry lock across the fork.
+    for name in _STACK_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    from ...sources.http import shared_ssl_context
+
+    shared_ssl_context()  # made here once, never again while another thread may fork
+    _LOCK.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _LOCK.release()
+
+
 def _after_fork_in_child() -> None:
     # The parent's loops, hosts and lock holders do not exist here.
     global _LOCK, _hot
@@ -210,7 +243,11 @@ def _after_fork_in_child() -> None:
     _REGISTRY.clear()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
 
 
 def ready(key: Key) -> SharedStack | None:
