@@ -143,7 +143,7 @@ def test_invalid_content_is_refused_with_its_reasons_and_the_mirror_keeps_its_co
     with own_directus.admin() as admin:
         prompt = admin.get(
             "/items/prompts",
-            params={"filter[text][_contains]": "(v2)", "limit": "1", "fields": "id"},
+            params={"filter[text][_contains]": "(v2)", "limit": "1", "fields": "id,name"},
         ).json()["data"][0]
     own_directus.update_item("prompts", prompt["id"], {"text": "   "})
 
@@ -151,7 +151,9 @@ def test_invalid_content_is_refused_with_its_reasons_and_the_mirror_keeps_its_co
     assert result.returncode == EXIT_PARTIAL
     output = result.stdout + result.stderr
     assert "v2: refused" in output
-    assert ".text: empty" in output
+    # The problem names the version, the prompt by name and its Directus id.
+    assert f'prompt "{prompt["name"]}" (id {prompt["id"]}) > text: empty' in output
+    assert "v2 > sequence " in output
     assert "v1: unchanged" in output
     mirror_copy = json.loads(run(["get", "2", "--json", "--source", "mirror"], env).stdout)
     assert mirror_copy["config_hash"] == kept["config_hash"]
