@@ -425,6 +425,22 @@ def test_every_command_speaks_json(synced_env, tmp_path):
     assert all(len(e["config_hash"]) == 16 for e in events[1:])
     tail = [json.loads(line) for line in rest.splitlines()]
     assert [e["event"] for e in tail][-2:] == ["stopping", "stopped"]
+    # Ctrl-C stops it the same way, with the shell's code for an interrupt.
+    again = synced_env | {"STORYBENCH_PROMPTS_MIRROR_DIR": str(tmp_path / "again")}
+    interrupted = popen(["watch", "--json", "--kind", "prompts"], again)
+    try:
+        assert interrupted.stdout is not None
+        started = [json.loads(interrupted.stdout.readline())["event"] for _ in range(2)]
+        assert started == ["watching", "new"]  # running: its signal handler is in place
+        interrupted.send_signal(signal.SIGINT)
+        rest, err = interrupted.communicate(timeout=30)
+    finally:
+        if interrupted.poll() is None:
+            interrupted.kill()
+            interrupted.wait()
+    assert interrupted.returncode == EXIT_INTERRUPTED
+    assert json.loads(rest.splitlines()[-1])["event"] == "stopped"
+    assert "Traceback" not in err
 
 
 def test_hashes_take_a_unique_prefix_as_git_does(synced_env):
@@ -449,6 +465,14 @@ def test_hashes_take_a_unique_prefix_as_git_does(synced_env):
     assert missing.returncode == EXIT_FAILURE
     assert unknown in missing.stderr
     assert missing.stdout == ""
+    criteria = json_of(["get", "2", "--kind", "evaluations"], synced_env)["config_hash"]
+    other_kind = run(["get", "--hash", criteria[:8]], synced_env)
+    assert other_kind.returncode == EXIT_FAILURE
+    assert "add --kind evaluations" in other_kind.stderr
+    assert (
+        json_of(["get", "--hash", criteria[:8], "--kind", "evaluations"], synced_env)["config_hash"]
+        == criteria
+    )
 
     # Two records sharing a prefix: ambiguous, both listed, a usage error.
     records = Path(synced_env["STORYBENCH_PROMPTS_MIRROR_DIR"]) / "by-hash"

@@ -214,8 +214,17 @@ async def _resolve_hash(mirror: PromptMirror[Any], kind: ContentKind[Any], prefi
         raise _Ambiguous(f"the {mirror.name} mirror needs the whole 16-character config_hash")
     found: list[str] = await finder(prefix)
     if not found:
+        hint = ""
+        for other in KINDS.values():
+            sibling = getattr(mirror, "for_kind", None)
+            if other.name == kind.name or sibling is None:
+                continue
+            if await sibling(other).hashes_with_prefix(prefix):
+                article = "an" if other.noun[0] in "aeiou" else "a"
+                hint = f" (it is the hash of {article} {other.noun}: add --kind {other.name})"
         raise PromptSetNotFoundError(
-            f"the {mirror.name} mirror holds no {kind.noun} whose config_hash starts with {prefix}"
+            f"the {mirror.name} mirror holds no {kind.noun} whose config_hash starts with "
+            f"{prefix}{hint}"
         )
     if len(found) > 1:
         listed = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
