@@ -142,6 +142,11 @@ def test_a_frozen_directus_is_waited_for_within_bounds_and_visibly(own_directus,
         synced = run(["sync", "--version", "2"], env | slow, timeout=60)
         assert "waiting for Directus..." in synced.stderr
         assert synced.returncode == EXIT_FAILURE
+        # On a terminal: one live line, rewritten each second.
+        code, drawn = on_a_terminal(["get", "2", "--source", "directus"], env | slow)
+        assert code == EXIT_FAILURE
+        assert b"\r\x1b[Kwaiting for Directus... 1 s" in drawn
+        assert b"\r\x1b[Kwaiting for Directus... 2 s" in drawn
 
         # Ctrl-C: 130, one line, no traceback, no "Aborted!".
         process = popen(["sync", "--all"], env)
@@ -534,20 +539,18 @@ def test_tables_keep_whole_hashes_in_80_columns_and_check_prints_no_repr(synced_
     assert checked.stderr == ""
 
 
-def test_the_progress_bar_has_its_total(file_env):
+def on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, bytes]:
+    """Run the CLI with its stderr on a terminal (a pty); its exit code and what it drew."""
     master, slave = pty.openpty()
-    env = (
-        {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("DIRECTUS_", "MONGODB_", "STORYBENCH_PROMPTS_"))
-        }
-        | file_env
-        | {"COLUMNS": "100"}
-    )
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DIRECTUS_", "MONGODB_", "STORYBENCH_PROMPTS_"))
+    }
+    full_env |= env | {"COLUMNS": "100"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "storybench_prompts", "sync", "--all"],
-        env=env,
+        [sys.executable, "-m", "storybench_prompts", *args],
+        env=full_env,
         stdin=slave,
         stdout=subprocess.DEVNULL,
         stderr=slave,
@@ -567,9 +570,26 @@ def test_the_progress_bar_has_its_total(file_env):
         elif process.poll() is not None:
             break
     os.close(master)
-    assert process.wait(timeout=60) == EXIT_OK
+    return process.wait(timeout=60), seen
+
+
+def test_the_progress_bar_has_its_total(file_env):
+    code, seen = on_a_terminal(["sync", "--all"], file_env)
+    assert code == EXIT_OK
     assert b"3/3" in seen
     assert b"syncing prompt sets" in seen
+
+
+def test_a_misconfiguration_names_the_setting_the_error_names():
+    from storybench_prompts import DirectusAuthenticationError, DirectusConfigurationError
+    from storybench_prompts.cli.app import hint_for, setting_error, setting_of
+
+    wrong_url = DirectusConfigurationError("an HTML page answered")
+    wrong_url.setting = "DIRECTUS_URL"  # type: ignore[attr-defined]
+    assert setting_error(wrong_url) is wrong_url
+    assert setting_of(wrong_url) == "DIRECTUS_URL"
+    assert hint_for(wrong_url) == "check DIRECTUS_URL"
+    assert setting_of(DirectusAuthenticationError("401")) == "DIRECTUS_TOKEN"
 
 
 def test_log_lines_name_public_loggers():
