@@ -439,7 +439,7 @@ def _from_lock(
             raise PromptSetNotFoundError(f"the mirror holds no {wanted}")
         problem = directus_settings_problem(state.settings)
         if problem:
-            usage_error(state, f"{missing}, and Directus cannot be asked: {problem}")
+            usage_error(state, f"{wanted}: {missing}, and Directus cannot be asked: {problem}")
         async with source_for(state).for_kind(kind) as directus:
             try:
                 current: VersionedContent = await TimedSource(directus, wait).get(locked.version)
