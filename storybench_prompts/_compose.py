@@ -26,6 +26,8 @@ from .mirrors.base import PromptMirror
 from .mirrors.file import FileMirror
 
 if TYPE_CHECKING:
+    import httpx
+
     from ._events import OriginStatus
     from .cache.engine import CachingRepository
     from .cache.stack import Stack
@@ -36,8 +38,12 @@ __all__ = ["DirectusStack", "build_mirror", "build_repository", "build_source", 
 C = TypeVar("C", bound=VersionedContent)
 
 
-def build_source(settings: Settings | None = None) -> DirectusSource[PromptSet]:
-    """The Directus source for prompt sets (``.for_kind(EVALUATION_SETS)`` for the other)."""
+def build_source(
+    settings: Settings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
+) -> DirectusSource[PromptSet]:
+    """The Directus source for prompt sets (``.for_kind(EVALUATION_SETS)`` for the other).
+
+    ``transport``: an httpx transport to send the requests through (counting, tests)."""
     from .sources.directus import DirectusSource, DirectusTimeouts
     from .sources.retry import RetryPolicy
 
@@ -62,6 +68,7 @@ def build_source(settings: Settings | None = None) -> DirectusSource[PromptSet]:
             max_attempts=settings.directus_max_attempts, deadline=settings.directus_retry_deadline
         ),
         max_response_bytes=settings.directus_max_response_bytes,
+        transport=transport,
     )
 
 

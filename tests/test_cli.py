@@ -63,16 +63,23 @@ def test_sync_all_then_nothing_changes(file_env):
 def test_sync_missing_version_is_partial(file_env):
     result = run(["sync", "--version", "1", "--version", "999"], file_env)
     assert result.returncode == EXIT_PARTIAL
-    assert "v999: not_found" in result.stderr
+    # Every report line on stdout; stderr only says the command did not fully succeed.
+    assert "v999: not_found" in result.stdout
     assert "v1: new" in result.stdout
+    assert result.stderr.strip().splitlines() == [
+        "error: sync: 1 of 2 version(s) not synced (v999 not_found)"
+    ]
 
 
 def test_versions_marks_missing_and_json_parses(file_env):
     run(["sync", "--version", "1"], file_env)
     table = run(["versions"], file_env)
-    assert table.returncode == EXIT_OK, table.stderr
+    assert table.returncode == EXIT_FAILURE, table.stderr  # a MISSING row needs attention
     assert "MISSING" in table.stdout
-    rows = json.loads(run(["versions", "--json"], file_env).stdout)
+    assert "error: versions: 2 version(s) need attention" in table.stderr
+    listed = run(["versions", "--json"], file_env)
+    assert listed.returncode == EXIT_FAILURE
+    rows = json.loads(listed.stdout)
     assert [(r["version"], r["state"]) for r in rows] == [
         (1, "same"),
         (2, "missing"),
@@ -113,7 +120,7 @@ def test_bad_token_fails_clearly_without_leaking_it(file_env):
     env = file_env | {"DIRECTUS_TOKEN": token}
     for args in (["sync"], ["--verbose", "get", "1", "--source", "directus"], ["check"]):
         result = run(args, env)
-        assert result.returncode == EXIT_FAILURE, args
+        assert result.returncode == EXIT_USAGE, args  # a misconfiguration, not an outage
         assert token not in result.stdout + result.stderr
     result = run(["get", "1", "--source", "directus"], env)
     assert "DIRECTUS_TOKEN" in result.stderr
@@ -143,7 +150,7 @@ def test_invalid_content_is_refused_with_its_reasons_and_the_mirror_keeps_its_co
     with own_directus.admin() as admin:
         prompt = admin.get(
             "/items/prompts",
-            params={"filter[text][_contains]": "(v2)", "limit": "1", "fields": "id"},
+            params={"filter[text][_contains]": "(v2)", "limit": "1", "fields": "id,name"},
         ).json()["data"][0]
     own_directus.update_item("prompts", prompt["id"], {"text": "   "})
 
@@ -151,7 +158,9 @@ def test_invalid_content_is_refused_with_its_reasons_and_the_mirror_keeps_its_co
     assert result.returncode == EXIT_PARTIAL
     output = result.stdout + result.stderr
     assert "v2: refused" in output
-    assert ".text: empty" in output
+    # The problem names the version, the prompt by name and its Directus id.
+    assert f'prompt "{prompt["name"]}" (id {prompt["id"]}) > text: empty' in output
+    assert "v2 > sequence " in output
     assert "v1: unchanged" in output
     mirror_copy = json.loads(run(["get", "2", "--json", "--source", "mirror"], env).stdout)
     assert mirror_copy["config_hash"] == kept["config_hash"]

@@ -142,7 +142,8 @@ async def test_invalid_content_is_invalid_prompt_set_error():
         with respx.mock:
             respx.get(ITEMS).mock(return_value=httpx.Response(200, json={"data": [bad]}))
             with pytest.raises(
-                InvalidPromptSetError, match=r"prompts_in_sequence\[0\]\.text: empty"
+                InvalidPromptSetError,
+                match=r'v1 > sequence "S" \(id \d+\) > prompt "p" \(id \d+\) > text: empty',
             ):
                 await src.get(1)
 
@@ -566,9 +567,11 @@ async def test_invalid_evaluation_content_lists_its_problems():
                     await src.get(2)
                 errors.append(info.value)
     paths = [[p.path for p in e.problems] for e in errors]
-    assert paths[0] == ["evaluation_criteria_in_version[1].name"]
-    assert paths[1] == ["criteria['creativity'].criteria"]
-    assert paths[2] == ["evaluation_criteria_in_version[0].scale"]
+    ids = [j["evaluation_criteria_id"]["id"] for j in duplicate["evaluation_criteria_in_version"]]
+    assert paths[0] == [f'v2 > criterion "creativity" (id {ids[1]}) > name']
+    assert paths[1] == ['v2 > criterion "creativity" > criteria']
+    coherence = unparseable["evaluation_criteria_in_version"][0]["evaluation_criteria_id"]
+    assert paths[2] == [f'v2 > criterion "coherence" (id {coherence["id"]}) > scale']
     assert errors[0].context == "evaluation version 2"
     # A shape error found while parsing says which answer it was.
     assert errors[2].context == "Directus evaluation set version 2"

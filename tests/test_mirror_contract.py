@@ -393,3 +393,34 @@ async def test_activate_only_if_none_races_end_on_the_highest(subject):
         tg.start_soon(warm, versions[::-1], True)
         tg.start_soon(warm, [3, 5, 1, 4, 2], False)
     assert await subject.active_version() == 5
+
+
+async def test_short_hashes_resolve_against_every_hash_held(subject):
+    mirror = subject.mirror
+    first, edited = subject.make(1), subject.make(1, suffix=" (edited)")
+    other = subject.make(2)
+    for content in (first, edited, other):
+        await mirror.save(content)
+    assert await mirror.hashes_with_prefix(first.config_hash[:6]) == [first.config_hash]
+    # The copy an edit replaced is still held (a record), and found by its prefix.
+    assert await mirror.hashes_with_prefix(first.config_hash[:8].upper()) == [first.config_hash]
+    assert await mirror.hashes_with_prefix(edited.config_hash) == [edited.config_hash]
+    every = sorted({first.config_hash, edited.config_hash, other.config_hash})
+    assert await mirror.hashes_with_prefix("") == every
+    unknown = next(
+        p for p in (f"{i:06x}" for i in range(1 << 24)) if not any(h.startswith(p) for h in every)
+    )
+    assert await mirror.hashes_with_prefix(unknown) == []
+
+
+async def test_withdrawn_versions_are_listed_apart_with_their_last_hash(subject):
+    mirror = subject.mirror
+    kept, gone = subject.make(1), subject.make(2)
+    await mirror.save(kept)
+    await mirror.save(gone)
+    assert await mirror.withdrawn_versions() == []
+    assert await mirror.withdraw(2)
+    withdrawn = await mirror.withdrawn_versions()
+    assert [(i.version, i.config_hash) for i in withdrawn] == [(2, gone.config_hash)]
+    assert [i.version for i in await mirror.versions()] == [1]
+    assert "mirror" in mirror.location

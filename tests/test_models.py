@@ -166,14 +166,23 @@ def test_every_problem_is_listed_with_its_path():
     )
     with pytest.raises(InvalidPromptSetError) as info:
         convert_version(raw)
+    a = raw["sequences_in_set"][0]["prompt_sequences_id"]
+    first_p, second_p, blank = (j["prompts_id"] for j in a["prompts_in_sequence"])
+    second_a = raw["sequences_in_set"][2]["prompt_sequences_id"]
+    seq = f'v3 > sequence "A" (id {a["id"]})'
     paths = {str(p.path): p.message for p in info.value.problems}
-    assert "duplicate 'p'" in paths["sequences_in_set[0].prompts_in_sequence[1].name"]
-    assert paths["sequences_in_set[0].prompts_in_sequence[2].text"] == "empty"
-    assert "duplicate 'A'" in paths["sequences_in_set[2].sequence_name"]
+    # Each problem names the version, the sequence and the prompt by name and Directus id.
+    assert paths[f'{seq} > prompt "p" (id {second_p["id"]}) > name'] == (
+        f'duplicate name in this sequence (also prompt "p" (id {first_p["id"]}))'
+    )
+    assert paths[f'{seq} > prompt "blank" (id {blank["id"]}) > text'] == "empty"
+    assert paths[f'v3 > sequence "A" (id {second_a["id"]}) > sequence_name'] == (
+        f'duplicate name in this set (also sequence "A" (id {a["id"]}))'
+    )
     # A sequence whose prompts are all drafts is left out, as storybench does: not a problem.
-    assert "sequences_in_set[3]" not in paths
+    assert not [path for path in paths if "Empty" in path]
     assert len(info.value.problems) == 3
-    assert "sequences_in_set[0].prompts_in_sequence[2].text: empty" in str(info.value)
+    assert f'{seq} > prompt "blank" (id {blank["id"]}) > text: empty' in str(info.value)
     assert "version 3" in str(info.value)
 
 
@@ -185,10 +194,14 @@ def test_wrong_types_are_listed_with_paths_without_junction_hops():
     raw["version_number"] = "one"
     with pytest.raises(InvalidPromptSetError) as info:
         parse_version(raw)
+    sequence = raw["sequences_in_set"][0]["prompt_sequences_id"]
+    prompt = sequence["prompts_in_sequence"][0]["prompts_id"]
     paths = {p.path for p in info.value.problems}
     assert "version_number" in paths
-    assert "sequences_in_set[0].prompts_in_sequence[0].order_in_sequence" in paths
-    assert "sequences_in_set[0].prompts_in_sequence[1].text" in paths
+    # Rows are named by their names and ids; a row without an id by its position.
+    where = f'sequence "S" (id {sequence["id"]})'
+    assert f'{where} > prompt "p" (id {prompt["id"]}) > order_in_sequence' in paths
+    assert f'{where} > prompt "n" (position 2) > text' in paths
 
 
 def test_published_version_without_published_sequence_is_invalid():
@@ -218,7 +231,8 @@ def test_storybench_flat_format_round_trip():
 def test_from_storybench_refuses_empty_text():
     data = flat_set().to_storybench()
     data["sequences"]["Seq0"][1]["text"] = ""
-    with pytest.raises(InvalidPromptSetError, match=r"sequences\['Seq0'\]\[1\]\.text: empty"):
+    expected = r'v1 > sequence "Seq0" > prompt "P0\.1" \(position 2\) > text: empty'
+    with pytest.raises(InvalidPromptSetError, match=expected):
         prompt_set_from_storybench(data)
 
 

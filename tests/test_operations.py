@@ -56,6 +56,7 @@ async def test_checks_report_each_part(directus):
     assert [(r.name, r.kind) for r in empty] == [
         ("directus", None),
         ("schema", "prompts"),
+        ("content", "prompts"),
         ("mirror", "prompts"),
         ("freshness", "prompts"),
     ]
@@ -89,9 +90,11 @@ async def test_checks_cover_both_kinds(directus):
     assert [(r.name, r.kind) for r in results] == [
         ("directus", None),
         ("schema", "prompts"),
+        ("content", "prompts"),
         ("mirror", "prompts"),
         ("freshness", "prompts"),
         ("schema", "evaluations"),
+        ("content", "evaluations"),
         ("mirror", "evaluations"),
         ("freshness", "evaluations"),
     ]

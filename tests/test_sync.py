@@ -31,7 +31,7 @@ async def test_refused_and_failed_versions_keep_their_mirror_copy():
     origin = PickyOrigin(
         {
             2: InvalidPromptSetError(
-                [Problem("sequences_in_set[0].prompts_in_sequence[0].text", "empty")]
+                [Problem('v2 > sequence "S" (id 1) > prompt "p" (id 2) > text', "empty")]
             ),
             3: DirectusConnectionError("reset"),
         }

@@ -1,8 +1,12 @@
 """The ``storybench-prompts`` group: settings, logging, errors and exit codes every command
 shares, and the helpers that build what a command needs (a source, a mirror, both per kind).
 
-A thin shell over the library. Exit codes: 0 success, 1 failure, 2 usage error,
-3 partial sync (some versions refused or failed, the others synced).
+A thin shell over the library. Exit codes: 0 success, 1 failure, 2 usage or setting error
+(a wrong DIRECTUS_URL or DIRECTUS_TOKEN included: a misconfiguration is not an outage),
+3 partial sync (some versions refused or failed, the others synced), 4 ``get --strict`` served
+something other than Directus's answer, 130 interrupted (Ctrl-C).
+
+Report lines go to stdout; stderr carries only the command's own errors and warnings.
 
 Start-up matters here (a lookup should feel instant): the library's modules are imported
 inside the commands that use them, JSON and plain lines are printed with ``click.echo``, and
@@ -12,12 +16,14 @@ inside the commands that use them, JSON and plain lines are printed with ``click
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 import click
@@ -28,6 +34,7 @@ from .._exceptions import (
     DirectusConnectionError,
     DirectusTimeoutError,
     MirrorUnavailableError,
+    PromptSetUnavailableError,
     StorybenchPromptsError,
 )
 from ..content.kinds import EVALUATION_SETS, KINDS, PROMPT_SETS, ContentKind
@@ -39,25 +46,37 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOT_FRESH",
     "EXIT_OK",
     "EXIT_PARTIAL",
     "EXIT_USAGE",
     "KIND_CHOICES",
+    "Seconds",
     "State",
     "cli",
+    "directus_settings_problem",
     "fail",
+    "first_line",
+    "hint_for",
     "kinds_for",
     "main",
     "mirror_for",
+    "require_directus",
     "run_command",
+    "setting_error",
+    "setting_of",
     "source_for",
     "stack_for",
+    "usage_error",
 ]
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
+EXIT_NOT_FRESH = 4
+EXIT_INTERRUPTED = 130
 
 T = TypeVar("T")
 
@@ -99,7 +118,18 @@ class State:
         click.echo(self.redact(line))
 
     def warn(self, line: str) -> None:
+        """The command's own warnings and errors: stderr."""
         click.echo(self.redact(line), err=True)
+
+    def json(self, data: Any, *, lines: bool = False) -> None:
+        """Requested output as JSON: indented, or one object per line (``lines``)."""
+        import json
+
+        if lines:
+            text = json.dumps(data, ensure_ascii=False, default=str, separators=(",", ":"))
+        else:
+            text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+        click.echo(self.redact(text))
 
 
 class RedactSecrets(logging.Filter):
@@ -111,12 +141,50 @@ class RedactSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg, record.args = self._state.redact(record.getMessage()), None
+        record.public_name = public_logger_name(record.name)
         return True
 
 
-def hint_for(exc: BaseException) -> str:
+def public_logger_name(name: str) -> str:
+    """A logger's name without its private modules: ``storybench_prompts._blocking`` is
+    logged as ``storybench_prompts``."""
+    kept: list[str] = []
+    for part in name.split("."):
+        if part.startswith("_"):
+            break
+        kept.append(part)
+    return ".".join(kept) or name
+
+
+def setting_error(exc: BaseException) -> StorybenchPromptsError | None:
+    """The misconfiguration behind ``exc``, if any: a wrong setting, a rejected token (401) or
+    an answer that is not Directus's. Such an error will not fix itself by retrying; it
+    exits 2. Looked for in ``exc`` and, for "nothing could serve", in each of its causes."""
+    if isinstance(exc, ConfigurationError | DirectusAuthenticationError):
+        return exc
+    if isinstance(exc, PromptSetUnavailableError):
+        for cause in exc.causes:
+            found = setting_error(cause)
+            if found is not None:
+                return found
+    return None
+
+
+def setting_of(exc: BaseException) -> str | None:
+    """The variable to check for a misconfiguration: the error's ``setting`` if it names
+    one, DIRECTUS_TOKEN for a rejected token."""
+    named = getattr(exc, "setting", None)
+    if isinstance(named, str) and named:
+        return named
     if isinstance(exc, DirectusAuthenticationError):
-        return "check DIRECTUS_TOKEN"
+        return "DIRECTUS_TOKEN"
+    return None
+
+
+def hint_for(exc: BaseException) -> str:
+    setting = setting_of(exc)
+    if setting:
+        return f"check {setting}"
     if isinstance(exc, DirectusConnectionError | DirectusTimeoutError):
         return "check DIRECTUS_URL and that Directus is running"
     if isinstance(exc, MirrorUnavailableError):
@@ -126,13 +194,30 @@ def hint_for(exc: BaseException) -> str:
     return ""
 
 
-def fail(state: State, what: str, exc: BaseException, code: int = EXIT_FAILURE) -> NoReturn:
+def first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def fail(state: State, what: str, exc: BaseException, code: int | None = None) -> NoReturn:
+    """One line on stderr naming what failed and what to check, then exit: 2 for a
+    misconfiguration (naming the variable), else ``code`` (default 1)."""
     if state.verbose:
         state.warn("".join(traceback.format_exception(exc)))
-    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    hint = hint_for(exc)
+    misconfigured = setting_error(exc)
+    shown = misconfigured if misconfigured is not None else exc  # the cause that matters
+    first = first_line(shown)
+    hint = hint_for(shown)
     state.warn(f"error: {what}: {first}" + (f" ({hint})" if hint and hint not in first else ""))
-    sys.exit(code)
+    if misconfigured is not None:
+        sys.exit(EXIT_USAGE)
+    sys.exit(EXIT_FAILURE if code is None else code)
+
+
+def usage_error(state: State, message: str) -> NoReturn:
+    """A usage or setting error found before any request: one line, exit 2."""
+    state.warn(f"error: {message}")
+    sys.exit(EXIT_USAGE)
 
 
 def run_command(state: State, what: str, fn: Callable[[], Awaitable[T]]) -> T:
@@ -140,6 +225,88 @@ def run_command(state: State, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         return anyio.run(fn)
     except StorybenchPromptsError as exc:
         fail(state, what, exc)
+
+
+def directus_settings_problem(settings: Settings) -> str | None:
+    """What is wrong with DIRECTUS_URL or DIRECTUS_TOKEN, as far as can be told without a
+    request; None when nothing is."""
+    url = (settings.directus_url or "").strip()
+    if not url:
+        return (
+            "DIRECTUS_URL is not set: give the base URL of your Directus, "
+            "e.g. export DIRECTUS_URL=https://cms.example.org"
+        )
+    if "://" not in url:
+        return f"DIRECTUS_URL must start with http:// or https://, e.g. http://{url}"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "DIRECTUS_URL is not a valid URL (check the host and the port)"
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        rest = url.split("://", 1)[1]
+        return (
+            f"DIRECTUS_URL must start with http:// or https://, not {scheme}://, e.g. http://{rest}"
+        )
+    if not parts.hostname:
+        return "DIRECTUS_URL has no host, e.g. https://cms.example.org"
+    path = parts.path.rstrip("/")
+    for part in ("/admin", "/items"):
+        at = path.find(part + "/") if part == "/items" else -1
+        if path.endswith(part) or at >= 0:
+            base_path = path[: at if at >= 0 else len(path) - len(part)]
+            host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+            base = f"{scheme}://{host}{f':{port}' if port else ''}{base_path}"
+            return f"DIRECTUS_URL must be the base URL of Directus, without {part}: e.g. {base}"
+    token = settings.directus_token.get_secret_value() if settings.directus_token else ""
+    if not token.strip():
+        return (
+            "DIRECTUS_TOKEN is not set: give the static token of a read-only Directus user "
+            "(see docs/configuration.md)"
+        )
+    return None
+
+
+def require_directus(state: State) -> None:
+    """Exit 2 now, before any request, if the Directus settings cannot work."""
+    problem = directus_settings_problem(state.settings)
+    if problem:
+        usage_error(state, problem)
+
+
+if TYPE_CHECKING:
+    _FloatParam = click.ParamType[float, Any]
+else:  # click before 8.2 has no type parameters
+    _FloatParam = click.ParamType
+
+
+class Seconds(_FloatParam):
+    """A finite number of seconds, at least ``minimum`` (above it, with ``exclusive``):
+    nan, inf and negatives are usage errors."""
+
+    name = "seconds"
+
+    def __init__(self, minimum: float = 0.0, *, exclusive: bool = False) -> None:
+        self.minimum = minimum
+        self.exclusive = exclusive
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float) and math.isfinite(value):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number of seconds", param, ctx)
+            if not math.isfinite(number):
+                self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        if number < self.minimum or (self.exclusive and number == self.minimum):
+            relation = "more than" if self.exclusive else "at least"
+            self.fail(f"must be {relation} {self.minimum:g} s, got {value}", param, ctx)
+        return number
 
 
 @contextmanager
@@ -178,7 +345,7 @@ def kinds_for(choice: str) -> list[ContentKind[Any]]:
 )
 @click.option(
     "--fallback-after",
-    type=float,
+    type=Seconds(),
     default=None,
     help="Seconds to wait for Directus before serving the mirror copy.",
 )
@@ -197,8 +364,8 @@ def cli(
     cache and a mirror.
 
     Settings come from flags, the environment (DIRECTUS_URL, DIRECTUS_TOKEN, MONGODB_URI,
-    STORYBENCH_PROMPTS_*) and a .env file. Exit codes: 0 ok, 1 failure, 2 usage error,
-    3 partial sync.
+    STORYBENCH_PROMPTS_*) and a .env file. Exit codes: 0 ok, 1 failure, 2 usage or setting
+    error, 3 partial sync, 4 not Directus's answer (get --strict), 130 interrupted.
     """
     from .._settings import Settings
 
@@ -216,20 +383,26 @@ def cli(
     state = State(settings, verbose, quiet)
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RedactSecrets(state))
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(levelname)s %(public_name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
     for noisy in ("pymongo", "httpcore", "httpx", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The outage log is for long-running processes; a command reports the outage itself (a
+    # warning on a served copy, an error when nothing could serve), once.
+    logging.getLogger("storybench_prompts.outage").setLevel(
+        logging.DEBUG if verbose else logging.CRITICAL
+    )
     ctx.obj = state
 
 
-def source_for(state: State) -> DirectusSource[Any]:
+def source_for(state: State, **kwargs: Any) -> DirectusSource[Any]:
     from .._compose import build_source
 
+    require_directus(state)
     try:
-        return build_source(state.settings)
+        return build_source(state.settings, **kwargs)
     except ConfigurationError as exc:
         fail(state, "configuration", exc)
 
@@ -245,11 +418,12 @@ def mirror_for(state: State, kind: ContentKind[Any] = PROMPT_SETS) -> PromptMirr
 
 @asynccontextmanager
 async def stack_for(
-    state: State, kinds: list[ContentKind[Any]]
+    state: State, kinds: list[ContentKind[Any]], **source_options: Any
 ) -> AsyncIterator[list[tuple[ContentKind[Any], DirectusSource[Any], PromptMirror[Any]]]]:
     """One Directus client and one mirror connection, viewed per kind."""
+    require_directus(state)
     mirror = mirror_for(state)
-    source = source_for(state)
+    source = source_for(state, **source_options)
     try:
         yield [(k, source.for_kind(k), mirror.for_kind(k)) for k in kinds]  # type: ignore[attr-defined]
     finally:
@@ -258,9 +432,15 @@ async def stack_for(
             await mirror.aclose()
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> NoReturn:
+    """The entry point: click's errors exit 2 (usage), Ctrl-C exits 130 with one line and no
+    traceback (not click's "Aborted!" and 1)."""
     try:
-        cli.main(args=argv, prog_name="storybench-prompts", standalone_mode=True)
-    except KeyboardInterrupt:
+        code = cli.main(args=argv, prog_name="storybench-prompts", standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -2,49 +2,98 @@
 
 from __future__ import annotations
 
+import datetime
 import signal
+import sys
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import click
 
-from .app import KIND_CHOICES, State, cli, kinds_for, run_command, stack_for
+from .._exceptions import StorybenchPromptsError
+from .app import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    KIND_CHOICES,
+    Seconds,
+    State,
+    cli,
+    fail,
+    first_line,
+    hint_for,
+    kinds_for,
+    require_directus,
+    setting_error,
+    stack_for,
+)
+
+if TYPE_CHECKING:
+    from ..ops.watch import WatchEvent
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
 
 
 @cli.command()
 @click.option(
     "--interval",
-    type=click.FloatRange(min=1.0),
+    type=Seconds(minimum=1.0),
     default=300.0,
     show_default=True,
     help="Seconds between full reconciles (besides those that changes trigger).",
 )
 @click.option("--kind", type=click.Choice(KIND_CHOICES), default="all", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (JSON lines).")
 @click.pass_obj
-def watch(state: State, interval: float, kind: str) -> None:
+def watch(state: State, interval: float, kind: str, as_json: bool) -> None:
     """Keep the mirror in step with Directus until stopped (Ctrl-C or SIGTERM).
 
     A full reconcile at start, after every reconnection of Directus's realtime channel, on
     every change it reports, and every --interval seconds; one line per change applied.
+    A rejected token stops it: exit 2 when it is rejected from the start, 1 when it was
+    accepted before (revoked while watching). Ctrl-C exits 130, SIGTERM 0.
     """
-    import datetime
-
+    require_directus(state)
     from ..ops.watch import MirrorWatcher, WatchedKind
 
     kinds = kinds_for(kind)
 
-    def report(line: str) -> None:
-        now = datetime.datetime.now(datetime.UTC).strftime("%H:%M:%S")
-        state.data(f"{now} {line}")
+    def emit(event: str, line: str, **fields: Any) -> None:
+        now = _now()
+        if as_json:
+            state.json({"time": now.isoformat(), "event": event, **fields}, lines=True)
+        else:
+            state.data(f"{now:%H:%M:%S} {line}")
+
+    def on_event(event: WatchEvent) -> None:
+        fields = event.as_json()
+        emit(fields.pop("event"), event.line, **fields)
+
+    stopped_by: list[str] = []
+    watchers: list[MirrorWatcher] = []
+    fatal: list[StorybenchPromptsError] = []
 
     async def run() -> None:
         async with stack_for(state, kinds) as views:
             watcher = MirrorWatcher(
                 [WatchedKind(k, s, m) for k, s, m in views],
-                report=report,
+                report=lambda line: emit("report", line),
                 interval=interval,
                 concurrency=state.settings.concurrency,
+                on_event=on_event,
             )
+            watchers.append(watcher)
             async with anyio.create_task_group() as tg:
+
+                async def watching() -> None:
+                    try:
+                        await watcher.run()
+                    except StorybenchPromptsError as exc:  # one retrying cannot fix
+                        fatal.append(exc)
+                        tg.cancel_scope.cancel()
+
                 if state.settings.realtime != "off" and state.settings.directus_token:
                     from ..sources.realtime import RealtimeChannel
 
@@ -57,17 +106,39 @@ def watch(state: State, interval: float, kind: str) -> None:
                         mode=state.settings.realtime,
                     )
                     tg.start_soon(channel.run)
-                tg.start_soon(watcher.run)
+                tg.start_soon(watching)
                 # SIGINT and SIGTERM cancel the work at an await, so a stop never leaves a
                 # version half-written (each write is whole or not at all).
                 with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for signum in signals:
-                        report(f"stopping ({signal.Signals(signum).name})")
+                        name = signal.Signals(signum).name
+                        stopped_by.append(name)
+                        emit("stopping", f"stopping ({name})", signal=name)
                         tg.cancel_scope.cancel()
                         break
 
-    report(
-        f"watching {', '.join(k.noun + 's' for k in kinds)}; full reconcile every {interval:g} s"
+    emit(
+        "watching",
+        f"watching {', '.join(k.noun + 's' for k in kinds)}; full reconcile every {interval:g} s",
+        kinds=[k.name for k in kinds],
+        interval=interval,
     )
-    run_command(state, "watch", run)
-    report("stopped")
+    try:
+        anyio.run(run)
+    except StorybenchPromptsError as exc:
+        fail(state, "watch", exc)
+    if fatal:
+        error = fatal[0]
+        revoked = bool(watchers and watchers[0].succeeded) and setting_error(error) is not None
+        emit("stopped", f"stopped: {first_line(error)}", error=first_line(error))
+        if not revoked:
+            fail(state, "watch", error)  # wrong from the start: a setting error, exit 2
+        hint = hint_for(error)
+        state.warn(
+            f"error: watch: stopped, the token accepted before is now rejected: "
+            f"{first_line(error)}"
+            + (f" ({hint})" if hint and hint not in first_line(error) else "")
+        )
+        sys.exit(EXIT_FAILURE)
+    emit("stopped", "stopped")
+    sys.exit(EXIT_INTERRUPTED if stopped_by == ["SIGINT"] else EXIT_OK)

@@ -15,7 +15,15 @@ from typing import Any
 from .._exceptions import InvalidPromptSetError, Problem
 from .directus_items import EvaluationVersionItem
 from .models import Criterion, EvaluationSet
-from .rules import check_key, check_text, checked, content_from_flat, parse_item
+from .rules import (
+    check_key,
+    check_text,
+    checked,
+    content_from_flat,
+    join_path,
+    label,
+    parse_item,
+)
 
 __all__ = [
     "convert_evaluation_version",
@@ -26,9 +34,15 @@ __all__ = [
 ]
 
 
+_LABELS = {
+    "evaluation_criteria_in_version": ("criterion", "evaluation_criteria_id", "name"),
+    "scoring_in_version": ("scoring", "scoring_id", "name"),
+}
+
+
 def parse_evaluation_version(raw: object, *, context: str = "") -> EvaluationVersionItem:
     """Validate one item of ``/items/evaluation_versions`` with its nested tree."""
-    parsed: EvaluationVersionItem = parse_item(EvaluationVersionItem, raw, context)
+    parsed: EvaluationVersionItem = parse_item(EvaluationVersionItem, raw, context, _LABELS)
     return parsed
 
 
@@ -44,20 +58,28 @@ def convert_evaluation_version(
     if not isinstance(version, EvaluationVersionItem):
         version = parse_evaluation_version(version)
     context = f"evaluation version {version.version_number}"
+    head = f"v{version.version_number}"
     problems: list[Problem] = []
     criteria: dict[str, Criterion] = {}
+    labels: dict[str, str] = {}
     for index, junction in enumerate(version.evaluation_criteria_in_version):
         item = junction.evaluation_criteria_id
         if item is None:
             continue
-        path = f"evaluation_criteria_in_version[{index}]"
+        here = label("criterion", item.name, directus_id=item.id, position=index + 1)
         if item.name in criteria:
-            problems.append(Problem(f"{path}.name", f"duplicate {item.name!r}"))
+            problems.append(
+                Problem(
+                    join_path(head, here, "name"),
+                    f"duplicate name in this set (also {labels[item.name]})",
+                )
+            )
             continue
         name_problem = check_key(item.name)
         if name_problem:
-            problems.append(Problem(f"{path}.name", name_problem))
+            problems.append(Problem(join_path(head, here, "name"), name_problem))
             continue
+        labels[item.name] = here
         criteria[item.name] = Criterion(
             name=_criterion_title(item.name),
             description=item.description or "",
@@ -68,7 +90,7 @@ def convert_evaluation_version(
         (j.scoring_id for j in version.scoring_in_version if j.scoring_id is not None), None
     )
     if not criteria and not problems:
-        problems.append(Problem("evaluation_criteria_in_version", "no criterion"))
+        problems.append(Problem(join_path(head, "evaluation_criteria_in_version"), "no criterion"))
     if problems:
         raise InvalidPromptSetError(problems, context=context)
     evaluation_set = EvaluationSet(
@@ -86,22 +108,28 @@ def convert_evaluation_version(
 
 def validate_evaluation_set(evaluation_set: EvaluationSet) -> list[Problem]:
     problems: list[Problem] = []
+    head = f"v{evaluation_set.version}"
     if not evaluation_set.criteria:
-        problems.append(Problem("criteria", "no criterion"))
+        problems.append(Problem(join_path(head, "criteria"), "no criterion"))
     for key, criterion in evaluation_set.criteria.items():
-        path = f"criteria[{key!r}]"
+        path = join_path(head, label("criterion", key))
         key_problem = check_key(key)
         if key_problem:
             problems.append(Problem(path, key_problem))
-        check_text(problems, f"{path}.name", criterion.name)
-        check_text(problems, f"{path}.description", criterion.description, blank_ok=True)
-        check_text(problems, f"{path}.criteria", criterion.criteria)
+        check_text(problems, join_path(path, "name"), criterion.name)
+        check_text(problems, join_path(path, "description"), criterion.description, blank_ok=True)
+        check_text(problems, join_path(path, "criteria"), criterion.criteria)
         low, high = criterion.scale
         if low != 1 or high < 1:
             problems.append(
-                Problem(f"{path}.scale", f"must be [1, N] with N >= 1, got {[low, high]}")
+                Problem(join_path(path, "scale"), f"must be [1, N] with N >= 1, got {[low, high]}")
             )
-    check_text(problems, "scoring_guidelines", evaluation_set.scoring_guidelines, blank_ok=True)
+    check_text(
+        problems,
+        join_path(head, "scoring_guidelines"),
+        evaluation_set.scoring_guidelines,
+        blank_ok=True,
+    )
     return problems
 
 

@@ -22,7 +22,15 @@ from typing import Any
 from .._exceptions import InvalidPromptSetError, Problem
 from .directus_items import PromptItem, PromptSetVersionItem
 from .models import Prompt, PromptSet, Status
-from .rules import check_key, check_text, checked, content_from_flat, parse_item
+from .rules import (
+    check_key,
+    check_text,
+    checked,
+    content_from_flat,
+    join_path,
+    label,
+    parse_item,
+)
 
 __all__ = [
     "convert_version",
@@ -35,9 +43,15 @@ __all__ = [
 logger = logging.getLogger("storybench_prompts.content")
 
 
+_LABELS = {
+    "sequences_in_set": ("sequence", "prompt_sequences_id", "sequence_name"),
+    "prompts_in_sequence": ("prompt", "prompts_id", "name"),
+}
+
+
 def parse_version(raw: object, *, context: str = "") -> PromptSetVersionItem:
     """Validate one item of ``/items/prompt_set_versions`` with its nested tree."""
-    parsed: PromptSetVersionItem = parse_item(PromptSetVersionItem, raw, context)
+    parsed: PromptSetVersionItem = parse_item(PromptSetVersionItem, raw, context, _LABELS)
     return parsed
 
 
@@ -46,38 +60,43 @@ def _prompt_key(p: PromptItem) -> tuple[bool, int, str]:
 
 
 def convert_version(version: PromptSetVersionItem | Mapping[str, Any]) -> PromptSet:
-    """Apply the rules above; raise :class:`InvalidPromptSetError` listing every problem."""
+    """Apply the rules above; raise :class:`InvalidPromptSetError` listing every problem.
+
+    Each problem's path names what an editor finds in Directus: the version, the sequence
+    and the prompt by name and id, e.g. ``v2 > sequence "FilmNarrative" (id 3) > prompt
+    "Visual Realization" (id 40) > text``.
+    """
     if not isinstance(version, PromptSetVersionItem):
         version = parse_version(version)
     context = f"version {version.version_number}"
+    head = f"v{version.version_number}"
     problems: list[Problem] = []
     sequences: dict[str, tuple[Prompt, ...]] = {}
-    seen_sequences: dict[str, int] = {}
+    seen_sequences: dict[str, str] = {}
 
     for s_index, s_junction in enumerate(version.sequences_in_set):
         seq = s_junction.prompt_sequences_id
         if seq is None or seq.status is not Status.PUBLISHED:
             continue
-        s_path = f"sequences_in_set[{s_index}]"
+        s_label = label("sequence", seq.sequence_name, directus_id=seq.id, position=s_index + 1)
         kept: list[PromptItem] = []
-        seen_prompts: dict[str, int] = {}
+        seen_prompts: dict[str, str] = {}
         for p_index, p_junction in enumerate(seq.prompts_in_sequence):
             prompt = p_junction.prompts_id
             if prompt is None or prompt.status is not Status.PUBLISHED:
                 continue
-            p_path = f"{s_path}.prompts_in_sequence[{p_index}]"
+            p_label = label("prompt", prompt.name, directus_id=prompt.id, position=p_index + 1)
             if prompt.name in seen_prompts:
                 problems.append(
                     Problem(
-                        f"{p_path}.name",
-                        f"duplicate {prompt.name!r} in sequence {seq.sequence_name!r} "
-                        f"(also prompts_in_sequence[{seen_prompts[prompt.name]}])",
+                        join_path(head, s_label, p_label, "name"),
+                        f"duplicate name in this sequence (also {seen_prompts[prompt.name]})",
                     )
                 )
             else:
-                check_text(problems, f"{p_path}.name", prompt.name)
-                seen_prompts[prompt.name] = p_index
-            check_text(problems, f"{p_path}.text", prompt.text)
+                check_text(problems, join_path(head, s_label, p_label, "name"), prompt.name)
+                seen_prompts[prompt.name] = p_label
+            check_text(problems, join_path(head, s_label, p_label, "text"), prompt.text)
             kept.append(prompt)
 
         if not kept:
@@ -90,23 +109,25 @@ def convert_version(version: PromptSetVersionItem | Mapping[str, Any]) -> Prompt
             continue
         name_problem = check_key(seq.sequence_name)
         if name_problem:
-            problems.append(Problem(f"{s_path}.sequence_name", name_problem))
+            problems.append(Problem(join_path(head, s_label, "sequence_name"), name_problem))
         elif seq.sequence_name in seen_sequences:
             first = seen_sequences[seq.sequence_name]
             problems.append(
                 Problem(
-                    f"{s_path}.sequence_name",
-                    f"duplicate {seq.sequence_name!r} (also sequences_in_set[{first}])",
+                    join_path(head, s_label, "sequence_name"),
+                    f"duplicate name in this set (also {first})",
                 )
             )
         else:
-            seen_sequences[seq.sequence_name] = s_index
+            seen_sequences[seq.sequence_name] = s_label
             ordered = sorted(kept, key=_prompt_key)
             sequences[seq.sequence_name] = tuple(Prompt(name=p.name, text=p.text) for p in ordered)
 
     if not sequences and not problems:
         problems.append(
-            Problem("sequences_in_set", "no published sequence with a published prompt")
+            Problem(
+                join_path(head, "sequences_in_set"), "no published sequence with a published prompt"
+            )
         )
     if problems:
         raise InvalidPromptSetError(problems, context=context)
@@ -123,25 +144,35 @@ def convert_version(version: PromptSetVersionItem | Mapping[str, Any]) -> Prompt
 
 
 def validate_prompt_set(prompt_set: PromptSet) -> list[Problem]:
-    """The same content rules, checked on an already flat set (before every mirror write)."""
+    """The same content rules, checked on an already flat set (before every mirror write).
+
+    Flat sets carry no Directus ids: prompts are named by name and position.
+    """
     problems: list[Problem] = []
+    head = f"v{prompt_set.version}"
     if not prompt_set.sequences:
-        problems.append(Problem("sequences", "no sequence"))
+        problems.append(Problem(join_path(head, "sequences"), "no sequence"))
     for name, prompts in prompt_set.sequences.items():
-        s_path = f"sequences[{name!r}]"
+        s_label = label("sequence", name)
         name_problem = check_key(name)
         if name_problem:
-            problems.append(Problem(s_path, name_problem))
+            problems.append(Problem(join_path(head, s_label), name_problem))
         if not prompts:
-            problems.append(Problem(s_path, "no prompt"))
-        seen: set[str] = set()
+            problems.append(Problem(join_path(head, s_label), "no prompt"))
+        seen: dict[str, int] = {}
         for i, prompt in enumerate(prompts):
+            p_label = label("prompt", prompt.name, position=i + 1)
             if prompt.name in seen:
-                problems.append(Problem(f"{s_path}[{i}].name", f"duplicate {prompt.name!r}"))
+                problems.append(
+                    Problem(
+                        join_path(head, s_label, p_label, "name"),
+                        f"duplicate name in this sequence (also position {seen[prompt.name]})",
+                    )
+                )
             else:
-                check_text(problems, f"{s_path}[{i}].name", prompt.name)
-            seen.add(prompt.name)
-            check_text(problems, f"{s_path}[{i}].text", prompt.text)
+                check_text(problems, join_path(head, s_label, p_label, "name"), prompt.name)
+                seen[prompt.name] = i + 1
+            check_text(problems, join_path(head, s_label, p_label, "text"), prompt.text)
     return problems
 
 

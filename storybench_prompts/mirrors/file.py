@@ -118,6 +118,11 @@ class FileMirror(Generic[C]):
     def __repr__(self) -> str:
         return f"FileMirror(directory={str(self.directory)!r}, kind={self.kind.name!r})"
 
+    @property
+    def location(self) -> str:
+        """Where the copies are, for a person: ``file mirror /path/to/dir``."""
+        return f"file mirror {self.directory}"
+
     async def __aenter__(self) -> Self:
         return self
 
@@ -289,6 +294,46 @@ class FileMirror(Generic[C]):
         if content.config_hash != config_hash:
             raise integrity.mismatch(str(path), config_hash, content.config_hash)
         return content
+
+    async def withdrawn_versions(self) -> list[VersionInfo]:
+        """The versions kept only as records (withdrawn), with the hash each last held."""
+        out = []
+        for version in await self._stored_versions():
+            with contextlib.suppress(MirrorCorruptError):
+                found = await self._snapshot(version)
+                if found is not None and found[1].get("withdrawn_at") is not None:
+                    out.append(found[0].info())
+        return out
+
+    async def hashes_with_prefix(self, prefix: str) -> list[str]:
+        """Every ``config_hash`` this mirror holds (records and snapshots) that starts with
+        ``prefix``, sorted; for resolving a short hash as git does."""
+        prefix = prefix.lower()
+        found: set[str] = set()
+        head = f"{self.kind.file_prefix}-"
+        try:
+            names = await anyio.to_thread.run_sync(
+                os.listdir, self.directory / RECORDS_DIR, abandon_on_cancel=True
+            )
+        except FileNotFoundError:
+            names = []
+        except OSError as exc:
+            raise MirrorUnavailableError(
+                f"cannot list the file mirror {self.directory / RECORDS_DIR}: {exc}"
+            ) from exc
+        for name in names:
+            if name.startswith(head) and name.endswith(".json"):
+                candidate = name[len(head) : -len(".json")]
+                if _HASH_RE.match(candidate) and candidate.startswith(prefix):
+                    found.add(candidate)
+        # Snapshots written before records existed (schema 1) still count.
+        for version in await self._stored_versions():
+            with contextlib.suppress(MirrorCorruptError):
+                document = await self._read_document(self.path_for(version))
+                stored = document.get("config_hash") if document else None
+                if isinstance(stored, str) and _HASH_RE.match(stored) and stored.startswith(prefix):
+                    found.add(stored)
+        return sorted(found)
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -107,6 +107,18 @@ class InMemoryMirror(Generic[C]):
     async def versions(self) -> list[VersionInfo]:
         return [self._current[v].info() for v in self._servable()]
 
+    @property
+    def location(self) -> str:
+        return "memory mirror"
+
+    async def withdrawn_versions(self) -> list[VersionInfo]:
+        """The versions kept only as records (withdrawn)."""
+        return [self._current[v].info() for v in sorted(self._withdrawn)]
+
+    async def hashes_with_prefix(self, prefix: str) -> list[str]:
+        """Every ``config_hash`` held that starts with ``prefix``, sorted."""
+        return sorted(h for h in self._by_hash if h.startswith(prefix.lower()))
+
     async def stored_hash(self, version: int) -> str | None:
         if version in self._withdrawn:
             return None

@@ -4,31 +4,56 @@ return."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 import anyio
 
-from .._exceptions import DirectusForbiddenError, StorybenchPromptsError
+from .._exceptions import (
+    DirectusAuthenticationError,
+    DirectusForbiddenError,
+    DirectusTimeoutError,
+    InvalidPromptSetError,
+    PromptSetNotFoundError,
+    SourceUnavailableError,
+    StorybenchPromptsError,
+)
 from ..content.models import VersionedContent, VersionInfo
 from ..mirrors.base import PromptMirror
 from ..sources.base import PromptRepository
 from ..sources.directus import DirectusSource
 
 __all__ = [
+    "NEEDS_ATTENTION",
     "CheckResult",
     "VersionComparison",
+    "check_content",
     "check_schema",
     "compare_versions",
+    "describe_mirror",
     "run_checks",
 ]
 
 C = TypeVar("C", bound=VersionedContent)
+T = TypeVar("T")
 
 
-VersionState = Literal["same", "missing", "differs", "mirror_only", "unknown"]
+VersionState = Literal[
+    "same", "missing", "differs", "mirror_only", "withdrawn", "refused", "unknown", "unverified"
+]
+"""``same``/``missing``/``differs``: a published version beside the mirror's copy;
+``mirror_only``: held by the mirror, not published; ``withdrawn``: kept by the mirror as a
+record only; ``refused``: Directus's content breaks the rules; ``unknown``: Directus failed for
+that version; ``unverified``: Directus gave no listing, so the mirror's copy was not compared."""
+
+NEEDS_ATTENTION: frozenset[str] = frozenset(
+    {"missing", "differs", "refused", "unknown", "unverified"}
+)
+"""The states ``versions`` exits 1 for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,34 +66,88 @@ class VersionComparison:
     error: str | None = None
 
 
-async def compare_versions(
-    source: PromptRepository[C], mirror: PromptMirror[C], *, concurrency: int = 4
-) -> list[VersionComparison]:
-    """Every published version of the source beside the mirror's copy, plus mirror-only ones.
+async def _answer(call: Awaitable[T], within: float | None, what: str) -> T:
+    """``await call``, or :class:`DirectusTimeoutError` after ``within`` seconds."""
+    if within is None:
+        return await call
+    with anyio.move_on_after(within) as scope:
+        return await call
+    assert scope.cancelled_caught
+    raise DirectusTimeoutError(f"Directus did not answer {what} within {within:g} s")
 
-    Works for any kind: the source and the mirror carry it. Raises when the source cannot
-    list its versions; a version that fails to load is ``unknown``.
+
+def _refusal(exc: InvalidPromptSetError) -> str:
+    if not exc.problems:
+        return _first_line(exc)
+    more = len(exc.problems) - 1
+    return str(exc.problems[0]) + (f" (and {more} more problem(s))" if more else "")
+
+
+async def _withdrawn(mirror: PromptMirror[Any]) -> list[VersionInfo]:
+    listing = getattr(mirror, "withdrawn_versions", None)
+    if listing is None:
+        return []
+    found: list[VersionInfo] = await listing()
+    return found
+
+
+async def compare_versions(
+    source: PromptRepository[C],
+    mirror: PromptMirror[C],
+    *,
+    concurrency: int = 4,
+    answer_within: float | None = None,
+    fall_back_to_mirror: bool = False,
+) -> list[VersionComparison]:
+    """Every published version of the source beside the mirror's copy, plus mirror-only and
+    withdrawn ones.
+
+    Works for any kind: the source and the mirror carry it. ``answer_within`` bounds each answer
+    awaited from the source (the listing, each version); a version that fails to load is
+    ``unknown``, one whose content is refused ``refused``. Raises when the source cannot list
+    its versions, unless ``fall_back_to_mirror``: then an outage (no answer in time, refused,
+    5xx...) gives the mirror's side, each row ``unverified`` with the reason. A rejected token
+    always raises: it is a misconfiguration, not an outage.
     """
-    published = await source.versions()
     mirrored = {info.version: info for info in await mirror.versions()}
+    withdrawn = {info.version: info for info in await _withdrawn(mirror)}
+    noun = getattr(getattr(source, "kind", None), "noun", "set")
+    try:
+        published = await _answer(
+            source.versions(), answer_within, f"the list of published {noun}s"
+        )
+    except SourceUnavailableError as exc:
+        if not fall_back_to_mirror or isinstance(exc, DirectusAuthenticationError):
+            raise
+        reason = _first_line(exc)
+        rows = [
+            VersionComparison(v, i.version_name, None, i.config_hash, "unverified", reason)
+            for v, i in mirrored.items()
+        ]
+        rows += [
+            VersionComparison(v, i.version_name, None, i.config_hash, "withdrawn")
+            for v, i in withdrawn.items()
+            if v not in mirrored
+        ]
+        return sorted(rows, key=lambda r: r.version)
     limiter = anyio.CapacityLimiter(concurrency)
-    rows: dict[int, VersionComparison] = {}
+    rows_by_version: dict[int, VersionComparison] = {}
 
     async def compare(info: VersionInfo) -> None:
         mirror_hash = mirrored[info.version].config_hash if info.version in mirrored else None
+        row = partial(VersionComparison, info.version, info.version_name)
         try:
             async with limiter:
-                directus_hash = (await source.get(info.version)).config_hash
-        except StorybenchPromptsError as exc:
-            rows[info.version] = VersionComparison(
-                info.version,
-                info.version_name,
-                None,
-                mirror_hash,
-                "unknown",
-                str(exc).splitlines()[0],
-            )
+                served = await _answer(
+                    source.get(info.version), answer_within, f"{noun} version {info.version}"
+                )
+        except InvalidPromptSetError as exc:
+            rows_by_version[info.version] = row(None, mirror_hash, "refused", _refusal(exc))
             return
+        except StorybenchPromptsError as exc:
+            rows_by_version[info.version] = row(None, mirror_hash, "unknown", _first_line(exc))
+            return
+        directus_hash = served.config_hash
         state: VersionState = (
             "missing"
             if mirror_hash is None
@@ -76,31 +155,37 @@ async def compare_versions(
             if mirror_hash == directus_hash
             else "differs"
         )
-        rows[info.version] = VersionComparison(
-            info.version, info.version_name, directus_hash, mirror_hash, state
-        )
+        rows_by_version[info.version] = row(directus_hash, mirror_hash, state)
 
     async with anyio.create_task_group() as tg:
         for info in published:
             tg.start_soon(compare, info)
     for version, info in mirrored.items():
-        if version not in rows:
-            rows[version] = VersionComparison(
+        if version not in rows_by_version:
+            rows_by_version[version] = VersionComparison(
                 version, info.version_name, None, info.config_hash, "mirror_only"
             )
-    return [rows[v] for v in sorted(rows)]
+    for version, info in withdrawn.items():
+        if version not in rows_by_version:
+            rows_by_version[version] = VersionComparison(
+                version, info.version_name, None, info.config_hash, "withdrawn"
+            )
+    return [rows_by_version[v] for v in sorted(rows_by_version)]
 
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     """One line of ``check``. ``kind`` names the content kind the check is about (None for
-    Directus itself); ``notes`` are remarks that do not fail the check."""
+    Directus itself); ``notes`` are remarks that do not fail the check; ``seconds`` how long
+    it took; ``error`` the failure, when one was raised."""
 
     name: str
     ok: bool
     detail: str
     kind: str | None = None
     notes: tuple[str, ...] = ()
+    seconds: float | None = None
+    error: StorybenchPromptsError | None = field(default=None, compare=False, repr=False)
 
 
 class _CheckFailed(StorybenchPromptsError):
@@ -115,10 +200,42 @@ def _first_line(exc: BaseException) -> str:
 async def _check(
     name: str, probe: Callable[[], Awaitable[str]], kind: str | None = None
 ) -> CheckResult:
+    started = time.monotonic()
     try:
-        return CheckResult(name, True, await probe(), kind)
+        detail = await probe()
     except StorybenchPromptsError as exc:
-        return CheckResult(name, False, _first_line(exc), kind)
+        seconds = time.monotonic() - started
+        error = None if isinstance(exc, _CheckFailed) else exc
+        return CheckResult(name, False, _first_line(exc), kind, seconds=seconds, error=error)
+    return CheckResult(name, True, detail, kind, seconds=time.monotonic() - started)
+
+
+class _Directus:
+    """What the checks know of Directus: every check that needs it shares one answer, and
+    once it has failed or stalled the others are skipped rather than waited for again."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        self.failure: str | None = None
+
+    async def step(
+        self,
+        name: str,
+        probe: Callable[[], Awaitable[str]],
+        kind: str | None = None,
+    ) -> CheckResult:
+        if self.failure is not None:
+            return CheckResult(name, False, f"skipped: {self.failure}", kind)
+        started = time.monotonic()
+        result: CheckResult | None = None
+        with anyio.move_on_after(self.timeout if self.timeout is not None else math.inf):
+            result = await _check(name, probe, kind)
+        if result is None:
+            waited = time.monotonic() - started
+            self.failure = f"Directus did not answer within {self.timeout:g} s"
+            error = DirectusTimeoutError(f"{self.failure} (waited {waited:.1f} s)")
+            return CheckResult(name, False, str(error), kind, seconds=waited, error=error)
+        return result
 
 
 async def _absent_fields(
@@ -191,55 +308,96 @@ async def run_checks(
     sources_and_mirrors: Sequence[tuple[DirectusSource[Any], PromptMirror[Any]]],
     *,
     max_mirror_age: float = 7 * 24 * 3600.0,
+    directus_timeout: float | None = None,
+    concurrency: int = 4,
 ) -> list[CheckResult]:
-    """Directus reachable with a valid token; then, for each kind, its schema, its mirror
-    reachable and writable, and the mirror fresh.
+    """Directus reachable with a valid token; then, for each kind, its schema, its published
+    content (every version passes the rules), its mirror reachable and writable, and the
+    mirror fresh.
 
     One ``(source, mirror)`` pair per content kind, e.g. ``[(prompts, prompt_mirror),
     (prompts.for_kind(EVALUATION_SETS), evaluation_mirror)]``. The ``directus`` result comes
     first (``kind`` None); every other result names its kind. Optional fields the schema lacks
     are notes on the ``schema`` result, not failures.
+
+    ``directus_timeout`` bounds each wait for Directus. The checks that need Directus share
+    its answer: once it has failed or not answered in time, they are reported skipped instead
+    of waiting again, so a stalled Directus costs about ``directus_timeout`` in all. The
+    mirrors are checked meanwhile.
     """
     if not sources_and_mirrors:
         raise ValueError("run_checks needs at least one (source, mirror) pair")
-    results: list[CheckResult] = []
     first = sources_and_mirrors[0][0]
+    directus = _Directus(directus_timeout)
+    mirror_results: dict[int, CheckResult] = {}
+    directus_result: list[CheckResult] = []
 
     async def reachable() -> str:
+        started = time.monotonic()
         await first.test_connection()
-        return f"{first.url} answers and the token may read {first.kind.collection}"
+        return (
+            f"{first.url} answered in {time.monotonic() - started:.2f} s and the token may "
+            f"read {first.kind.collection}"
+        )
 
-    results.append(await _check("directus", reachable))
-    directus_ok = results[-1].ok
-    for source, mirror in sources_and_mirrors:
-        results.extend(await _kind_checks(source, mirror, directus_ok, max_mirror_age))
+    async def check_directus() -> None:
+        result = await directus.step("directus", reachable)
+        if not result.ok and directus.failure is None:
+            directus.failure = "the directus check failed"
+        directus_result.append(result)
+
+    async def check_mirror(index: int, mirror: PromptMirror[Any], kind: str) -> None:
+        async def writable() -> str:
+            await mirror.check_writable()
+            return f"{describe_mirror(mirror)} is reachable and writable"
+
+        mirror_results[index] = await _check("mirror", writable, kind)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(check_directus)
+        for index, (source, mirror) in enumerate(sources_and_mirrors):
+            tg.start_soon(check_mirror, index, mirror, source.kind.name)
+    results = directus_result[:]
+    for index, (source, mirror) in enumerate(sources_and_mirrors):
+        results.extend(
+            await _kind_checks(
+                source, mirror, mirror_results[index], directus, max_mirror_age, concurrency
+            )
+        )
     return results
+
+
+def describe_mirror(mirror: PromptMirror[Any]) -> str:
+    """The mirror for a person: where it keeps its copies (never a repr)."""
+    location = getattr(mirror, "location", None)
+    return location if isinstance(location, str) and location else f"the {mirror.name} mirror"
 
 
 async def _kind_checks(
     source: DirectusSource[Any],
     mirror: PromptMirror[Any],
-    directus_ok: bool,
+    mirror_result: CheckResult,
+    directus: _Directus,
     max_mirror_age: float,
+    concurrency: int,
 ) -> list[CheckResult]:
     kind = source.kind
     results: list[CheckResult] = []
 
-    if not directus_ok:
-        results.append(CheckResult("schema", False, "skipped: Directus unreachable", kind.name))
-    else:
-        try:
-            summary, notes = await check_schema(source)
-        except StorybenchPromptsError as exc:
-            results.append(CheckResult("schema", False, _first_line(exc), kind.name))
-        else:
-            results.append(CheckResult("schema", True, summary, kind.name, tuple(notes)))
+    async def schema() -> str:
+        summary, notes = await check_schema(source)
+        schema_notes.extend(notes)
+        return summary
 
-    async def writable() -> str:
-        await mirror.check_writable()
-        return f"{mirror!r} is reachable and writable"
+    schema_notes: list[str] = []
+    checked = await directus.step("schema", schema, kind.name)
+    results.append(replace(checked, notes=tuple(schema_notes)) if checked.ok else checked)
 
-    results.append(await _check("mirror", writable, kind.name))
+    async def content() -> str:
+        return await check_content(source, concurrency=concurrency)
+
+    results.append(await directus.step("content", content, kind.name))
+    results.append(mirror_result)
 
     async def freshness() -> str:
         stored = await mirror.versions()
@@ -250,19 +408,64 @@ async def _kind_checks(
         newest = await mirror.get(stored[-1].version)
         fetched = newest.provenance.fetched_at_epoch if newest.provenance else 0.0
         age = time.time() - fetched
-        if directus_ok:
-            latest = await source.latest()
-            if latest.version not in {info.version for info in stored}:
-                raise _CheckFailed(
-                    f"Directus publishes {kind.noun} version {latest.version}, the mirror "
-                    "lacks it: run sync"
-                )
+        compared = ""
+        if directus.failure is None:
+            try:
+                latest = await _answer(source.latest(), directus.timeout, f"the latest {kind.noun}")
+            except DirectusTimeoutError as exc:
+                directus.failure = f"Directus did not answer within {directus.timeout:g} s"
+                compared = f" (not compared with Directus: {_first_line(exc)})"
+            else:
+                if latest.version not in {info.version for info in stored}:
+                    raise _CheckFailed(
+                        f"Directus publishes {kind.noun} version {latest.version}, the mirror "
+                        "lacks it: run sync"
+                    )
+        else:
+            compared = f" (not compared with Directus: {directus.failure})"
         if age > max_mirror_age:
             raise _CheckFailed(f"newest mirror copy is {age / 3600:.0f} h old: run sync")
-        return f"{len(stored)} version(s), newest v{newest.version} read {age:.0f} s ago"
+        return f"{len(stored)} version(s), newest v{newest.version} read {age:.0f} s ago{compared}"
 
     results.append(await _check("freshness", freshness, kind.name))
     return results
+
+
+async def check_content(source: PromptRepository[Any], *, concurrency: int = 4) -> str:
+    """Every published version of the source passes the content rules; raise naming each
+    refused version and its first problem otherwise."""
+    published = await source.versions()
+    noun = getattr(getattr(source, "kind", None), "noun", "set")
+    refused: dict[int, InvalidPromptSetError] = {}
+    failed: list[StorybenchPromptsError] = []
+    limiter = anyio.CapacityLimiter(max(1, concurrency))
+
+    async def load(version: int) -> None:
+        try:
+            async with limiter:
+                await source.get(version)
+        except InvalidPromptSetError as exc:
+            refused[version] = exc
+        except PromptSetNotFoundError:
+            return  # unpublished since the listing
+        except StorybenchPromptsError as exc:
+            failed.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        for info in published:
+            tg.start_soon(load, info.version)
+    if failed:
+        raise failed[0]
+    if refused:
+        versions = sorted(refused)
+        first = versions[0]
+        others = (
+            f"; also refused: {', '.join(f'v{v}' for v in versions[1:])}" if versions[1:] else ""
+        )
+        raise _CheckFailed(
+            f"published {noun} v{first} is refused: {_refusal(refused[first])}{others}"
+        )
+    return f"{len(published)} published version(s) pass the content rules"
 
 
 async def check_realtime(

@@ -101,6 +101,7 @@ async def sync_versions(
     activate_highest: bool = False,
     activate_if_none: bool = True,
     on_result: Callable[[SyncResult], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> list[SyncResult]:
     """Sync the given versions (default: every published one); results in version order.
 
@@ -112,6 +113,8 @@ async def sync_versions(
     finds one after a first sync. With no ``versions`` (the full listing), a version the
     mirror holds but Directus no longer lists is marked withdrawn (outcome ``withdrawn``).
     Listing the versions and the activation are the steps whose failure raises.
+    ``on_total`` is told how many results there will be, once that is known (after the
+    listing), before the first ``on_result``.
     """
     withdrawn: list[int] = []
     if versions is None:
@@ -120,6 +123,8 @@ async def sync_versions(
         withdrawn = sorted(held - listed)
         versions = listed
     wanted = sorted(set(versions))
+    if on_total is not None:
+        on_total(len(wanted) + len(withdrawn))
     results: dict[int, SyncResult] = {}
     limiter = anyio.CapacityLimiter(max(1, concurrency))
 

@@ -9,6 +9,9 @@ again right after.
 
 Each reconcile writes a version whole or not at all (the mirrors' own guarantee), so stopping
 the watcher at any point leaves no half-written mirror.
+
+A failure that will not fix itself by retrying (a rejected token, a wrong setting) stops the
+watcher: :meth:`MirrorWatcher.run` raises it. Any other failure is reported and retried.
 """
 
 from __future__ import annotations
@@ -20,13 +23,17 @@ from typing import Any
 
 import anyio
 
-from .._exceptions import StorybenchPromptsError
+from .._exceptions import (
+    ConfigurationError,
+    DirectusAuthenticationError,
+    StorybenchPromptsError,
+)
 from ..content.kinds import ContentKind
 from ..mirrors.base import PromptMirror
 from ..sources.base import PromptRepository
 from .sync import SyncResult, sync_versions
 
-__all__ = ["DEFAULT_WATCH_INTERVAL", "MirrorWatcher", "WatchedKind"]
+__all__ = ["DEFAULT_WATCH_INTERVAL", "MirrorWatcher", "WatchEvent", "WatchedKind"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +47,42 @@ class WatchedKind:
     mirror: PromptMirror[Any]
 
 
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """One change applied (``outcome`` as a sync reports it) or one reconcile that failed
+    (``outcome`` ``reconcile_failed``, no version); ``line`` is how it reads."""
+
+    kind: str
+    outcome: str
+    line: str
+    version: int | None = None
+    config_hash: str | None = None
+    previous_hash: str | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "event": self.outcome,
+            "kind": self.kind,
+            "version": self.version,
+            "config_hash": self.config_hash,
+            "previous_hash": self.previous_hash,
+            "drifted": self.outcome == "updated" and self.previous_hash is not None,
+            "error": self.error,
+        }
+
+
+def _fatal(exc: BaseException | None) -> bool:
+    """A failure retrying cannot fix: a rejected token, a wrong setting."""
+    return isinstance(exc, DirectusAuthenticationError | ConfigurationError)
+
+
 class MirrorWatcher:
     """Reconciles each kind's mirror with Directus when told something changed, or on time.
 
-    ``report`` receives one line per change applied (and per failure); ``sleep`` waits in the
-    interval's seconds (injectable, so tests are instant).
+    ``report`` receives one line per change applied (and per failure), ``on_event`` the same
+    as a :class:`WatchEvent`; ``sleep`` waits in the interval's seconds (injectable, so tests
+    are instant). ``succeeded`` counts the reconciles that completed.
     """
 
     def __init__(
@@ -55,9 +93,12 @@ class MirrorWatcher:
         interval: float = DEFAULT_WATCH_INTERVAL,
         concurrency: int = 4,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        on_event: Callable[[WatchEvent], None] | None = None,
     ) -> None:
         self._watched = list(watched)
         self._report = report
+        self._on_event = on_event
+        self.succeeded = 0
         self._interval = interval
         self._concurrency = concurrency
         self._sleep = sleep
@@ -73,7 +114,8 @@ class MirrorWatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        """Reconcile until cancelled."""
+        """Reconcile until cancelled; raises a failure retrying cannot fix (a rejected
+        token, a wrong setting)."""
         while True:
             if not self._dirty:
                 await self._wait_for_change_or_interval()
@@ -95,7 +137,8 @@ class MirrorWatcher:
             tg.cancel_scope.cancel()
 
     async def reconcile(self, watched: WatchedKind) -> list[SyncResult]:
-        """One full sync of a kind; reports what changed. Failures are reported, not raised."""
+        """One full sync of a kind; reports what changed. Failures are reported, not raised,
+        but for those retrying cannot fix (a rejected token, a wrong setting)."""
         self.reconciles += 1
         name = watched.kind.name
         try:
@@ -107,13 +150,43 @@ class MirrorWatcher:
                 activate_highest=True,
             )
         except StorybenchPromptsError as exc:
-            self._report(f"{name}: reconcile failed, will retry: {_first_line(exc)}")
+            if _fatal(exc):
+                raise
+            self._emit(
+                WatchEvent(
+                    name,
+                    "reconcile_failed",
+                    f"{name}: reconcile failed, will retry: {_first_line(exc)}",
+                    error=_first_line(exc),
+                )
+            )
             return []
+        for result in results:
+            if _fatal(result.error):
+                assert result.error is not None
+                raise result.error
+        self.succeeded += 1
         for result in results:
             line = _change_line(name, result)
             if line:
-                self._report(line)
+                self._emit(
+                    WatchEvent(
+                        name,
+                        result.outcome,
+                        line,
+                        version=result.version,
+                        config_hash=result.config_hash,
+                        previous_hash=result.previous_hash,
+                        error=_first_line(result.error) if result.error is not None else None,
+                    )
+                )
         return results
+
+    def _emit(self, event: WatchEvent) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
+        else:
+            self._report(event.line)
 
 
 def _change_line(name: str, result: SyncResult) -> str | None:

@@ -268,8 +268,10 @@ async def test_invalid_content_is_a_directus_client_error_listing_problems(
     with pytest.raises(DirectusInvalidContentError) as invalid:
         await client.convert_to_storybench_format(bad)
     assert isinstance(invalid.value, DirectusClientError)
+    sequence = bad["sequences_in_set"][0]["prompt_sequences_id"]
+    prompt = sequence["prompts_in_sequence"][0]["prompts_id"]
     assert [p.path for p in invalid.value.problems] == [
-        "sequences_in_set[0].prompts_in_sequence[0].text"
+        f'v4 > sequence "Seq" (id {sequence["id"]}) > prompt "P" (id {prompt["id"]}) > text'
     ]
 
 

@@ -129,6 +129,11 @@ class MongoMirror(Generic[C]):
     def __repr__(self) -> str:
         return f"MongoMirror({self._where}, collection={self._collection.name!r})"
 
+    @property
+    def location(self) -> str:
+        """Where the copies are, for a person (the password masked)."""
+        return f"MongoDB mirror {self._where}, collection {self._collection.name}"
+
     async def __aenter__(self) -> Self:
         return self
 
@@ -236,6 +241,39 @@ class MongoMirror(Generic[C]):
     async def stored_hash(self, version: int) -> str | None:
         pick = await self._current(version)
         return pick.content.config_hash if pick.content is not None else None
+
+    async def withdrawn_versions(self) -> list[VersionInfo]:
+        """The versions kept only as records (every copy withdrawn), with the hash each
+        last held."""
+        served = {info.version for info in await self.versions()}
+        with self._errors(f"listing withdrawn {self.kind.noun}s"):
+            documents = await self._find(
+                {"withdrawn_at": {"$ne": None}, "schema_version": {"$exists": True}},
+                [("version", pymongo.ASCENDING), *COPY_ORDER],
+            )
+        out: list[VersionInfo] = []
+        for document in documents:
+            version = document.get("version")
+            if not isinstance(version, int) or version in served:
+                continue
+            if out and out[-1].version == version:
+                continue  # the copy synced last is the one listed
+            try:
+                out.append(self._codec.decode(document).info())
+            except MirrorCorruptError:
+                continue
+        return out
+
+    async def hashes_with_prefix(self, prefix: str) -> list[str]:
+        """Every ``config_hash`` the collection holds that starts with ``prefix`` (hex),
+        sorted; for resolving a short hash as git does."""
+        prefix = prefix.lower()
+        # Hex digits sort below "g": every hash with this prefix is in [prefix, prefix + "g").
+        query = {"config_hash": {"$gte": prefix, "$lt": prefix + "g"}}
+        with self._errors(f"looking up hashes starting with {prefix!r}"):
+            documents = await self._find(query, [("config_hash", pymongo.ASCENDING)])
+        found = {d.get("config_hash") for d in documents}
+        return sorted(h for h in found if isinstance(h, str) and h.startswith(prefix))
 
     async def get_by_hash(self, config_hash: str) -> C:
         with self._errors(f"reading hash {config_hash!r}"):
