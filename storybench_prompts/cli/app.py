@@ -270,6 +270,8 @@ def directus_settings_problem(settings: Settings) -> str | None:
 
 def require_directus(state: State) -> None:
     """Exit 2 now, before any request, if the Directus settings cannot work."""
+    if state.settings.offline:
+        return  # offline, Directus is never asked: its settings do not matter
     problem = directus_settings_problem(state.settings)
     if problem:
         usage_error(state, problem)

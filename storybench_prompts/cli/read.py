@@ -379,9 +379,7 @@ def _by_version(
         return served
 
     if source_name != "mirror":
-        problem = directus_settings_problem(state.settings)
-        if problem:
-            usage_error(state, problem)
+        require_directus(state)
     # Through the cache, the mirror answers after fallback_after when it holds the version:
     # say that Directus is awaited only when it is awaited past that.
     after = 1.0 if source_name == "directus" else state.settings.fallback_after + 1.0
@@ -437,7 +435,11 @@ def _from_lock(
                     missing = f"the mirror could not be read ({exc})"
         if source_name == "mirror":
             raise PromptSetNotFoundError(f"the mirror holds no {wanted}")
-        problem = directus_settings_problem(state.settings)
+        problem = (
+            "STORYBENCH_PROMPTS_OFFLINE is on"
+            if state.settings.offline
+            else directus_settings_problem(state.settings)
+        )
         if problem:
             usage_error(state, f"{wanted}: {missing}, and Directus cannot be asked: {problem}")
         async with source_for(state).for_kind(kind) as directus:
