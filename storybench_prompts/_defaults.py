@@ -7,6 +7,7 @@ HTTP client or a database driver (start-up time of mirror-only processes).
 from __future__ import annotations
 
 __all__ = [
+    "DEFAULT_BATCH_SIZE",
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_DATABASE",
     "DEFAULT_FALLBACK_AFTER",
@@ -28,7 +29,10 @@ __all__ = [
     "DEFAULT_PROBE_INITIAL",
     "DEFAULT_PROBE_MAX",
     "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_RECONNECT_SPREAD",
     "DEFAULT_RETRY_DEADLINE",
+    "DEFAULT_REVALIDATION_DEBOUNCE",
+    "DEFAULT_REVALIDATION_SPACING",
     "DEFAULT_SERVER_SELECTION_TIMEOUT",
     "DEFAULT_SOCKET_TIMEOUT",
     "DEFAULT_STALE_IF_ERROR",
@@ -51,6 +55,12 @@ DEFAULT_MAXSIZE = 512
 DEFAULT_PROBE_INITIAL = 0.5
 DEFAULT_PROBE_MAX = 30.0
 DEFAULT_SYNC_CONCURRENCY = 4
+# Revalidation after realtime changes: events are gathered for a moment before a round, and
+# rounds start at least this far apart, so a burst of edits costs a few rounds; after a
+# (re)connect each process waits a random part of the spread, so workers do not arrive at once.
+DEFAULT_REVALIDATION_DEBOUNCE = 0.02
+DEFAULT_REVALIDATION_SPACING = 0.5
+DEFAULT_RECONNECT_SPREAD = 2.0
 
 # -- Directus -------------------------------------------------------------------------------
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -61,6 +71,9 @@ DEFAULT_WRITE_TIMEOUT = 10.0
 DEFAULT_POOL_TIMEOUT = 10.0
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_CONNECTIONS = 20
+# Versions read in one request when many are needed (a revalidation, sync, warm): each is
+# read whole (the nested limits hold); 50 versions of ~15 prompts are ~200 kB.
+DEFAULT_BATCH_SIZE = 25
 # Retries of one Directus call: attempts, exponential backoff with full jitter, a server's
 # Retry-After honoured up to a cap, and one deadline for the whole call.
 DEFAULT_MAX_ATTEMPTS = 4

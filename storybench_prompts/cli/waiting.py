@@ -70,7 +70,10 @@ class TimedSource(Generic[C]):
         self._wait = wait
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._source, name)  # kind, url, name...
+        found = getattr(self._source, name)  # kind, url, name...
+        if name == "get_many":  # tracked too, and only where the source reads many at once
+            return lambda versions, **options: self._wait.track(found(versions, **options))
+        return found
 
     async def get(self, version: int) -> C:
         return await self._wait.track(self._source.get(version))

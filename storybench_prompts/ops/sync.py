@@ -10,6 +10,7 @@ import anyio
 
 from .._defaults import DEFAULT_SYNC_CONCURRENCY
 from .._exceptions import (
+    DirectusNotFoundError,
     InvalidPromptSetError,
     MirrorUnavailableError,
     PromptSetNotFoundError,
@@ -48,15 +49,26 @@ class SyncResult:
         return self.outcome == "updated" and self.previous_hash is not None
 
 
+Fetched = VersionedContent | StorybenchPromptsError
+"""What a batched read brought for one version: its set, or the error that stands for it."""
+
+
 async def sync_one(
     source: PromptRepository[Any],
     mirror: PromptMirror[Any],
     version: int,
     *,
     dry_run: bool = False,
+    fetched: Fetched | None = None,
 ) -> SyncResult:
+    """Sync one version: read it (unless a batched read already ``fetched`` it), then save."""
     try:
-        prompt_set = await source.get(version)
+        if fetched is None:
+            prompt_set = await source.get(version)
+        elif isinstance(fetched, StorybenchPromptsError):
+            raise fetched
+        else:
+            prompt_set = fetched
     except InvalidPromptSetError as exc:
         return SyncResult(version, "refused", error=exc)
     except PromptSetNotFoundError as exc:
@@ -127,10 +139,12 @@ async def sync_versions(
         on_total(len(wanted) + len(withdrawn))
     results: dict[int, SyncResult] = {}
     limiter = anyio.CapacityLimiter(max(1, concurrency))
+    batch = await _read_batched(source, wanted)
 
     async def run(version: int) -> None:
         async with limiter:
-            result = await sync_one(source, mirror, version, dry_run=dry_run)
+            fetched = batch.get(version) if batch is not None else None
+            result = await sync_one(source, mirror, version, dry_run=dry_run, fetched=fetched)
         results[version] = result
         if on_result is not None:
             on_result(result)
@@ -165,3 +179,26 @@ async def sync_versions(
             # Saves may have interleaved in any order: the highest version is what ends active.
             await mirror.activate(max(synced), only_if_none=True)
     return [results[v] for v in sorted(results)]
+
+
+async def _read_batched(
+    source: PromptRepository[Any], wanted: list[int]
+) -> dict[int, Fetched] | None:
+    """Every wanted version in a few requests when the source reads many at once (None: it
+    reads one at a time). A version absent from the answer is not published; a failure of
+    the read stands for every version."""
+    get_many = getattr(source, "get_many", None)
+    if get_many is None or not wanted:
+        return None
+    try:
+        found: dict[int, Fetched] = await get_many(wanted)
+    except StorybenchPromptsError as exc:
+        return dict.fromkeys(wanted, exc)
+    noun = getattr(getattr(source, "kind", None), "noun", "set")
+    return {
+        version: found.get(version)
+        or DirectusNotFoundError(
+            f"no published {noun} version {version} in Directus", version=version
+        )
+        for version in wanted
+    }

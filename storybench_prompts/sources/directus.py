@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, cast
 from urllib.parse import urlsplit
@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr
 
-from .._defaults import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RESPONSE_BYTES
+from .._defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RESPONSE_BYTES
 from .._exceptions import (
     ConfigurationError,
     DirectusInvalidResponseError,
@@ -287,14 +287,17 @@ class DirectusSource(Generic[C]):
             noun = self.kind.noun
             missing = f"{noun} version {version}" if version is not None else noun
             raise DirectusNotFoundError(f"no published {missing} in Directus", version=version)
-        fetched_at = time.time()
+        return self._converted(data[0], what, time.time())
+
+    def _converted(self, raw: Any, what: str, fetched_at: float) -> C:
+        """A raw version item as a checked set, read from Directus now."""
         try:
-            content = self.kind.convert(data[0])
+            content = self.kind.convert(raw)
         except InvalidPromptSetError as exc:
             if exc.context:
                 raise
             raise InvalidPromptSetError(exc.problems, context=f"Directus {what}") from None
-        return content.with_provenance(
+        return content.read_from(self.kind.directus_keys(raw)).with_provenance(
             Provenance(source="directus", origin="directus", fetched_at_epoch=fetched_at)
         )
 
@@ -317,6 +320,47 @@ class DirectusSource(Generic[C]):
             f"{self.kind.noun} (latest)",
             None,
         )
+
+    async def get_many(
+        self, versions: Iterable[int], *, page: int = DEFAULT_BATCH_SIZE
+    ) -> dict[int, C | InvalidPromptSetError]:
+        """Many published versions in few requests (``page`` at a time, each whole: the nested
+        limits hold). A version Directus does not publish is absent from the answer; one whose
+        content breaks the rules maps to its :class:`InvalidPromptSetError`, and the others
+        are served all the same."""
+        wanted = sorted({int(v) for v in versions})
+        found: dict[int, C | InvalidPromptSetError] = {}
+        noun = self.kind.noun
+        for start in range(0, len(wanted), max(1, page)):
+            chunk = wanted[start : start + max(1, page)]
+            what = f"{noun} versions {chunk[0]}-{chunk[-1]} ({len(chunk)})"
+            data = await self.query(
+                self._items,
+                {
+                    "filter[status][_eq]": Status.PUBLISHED.value,
+                    "filter[version_number][_in]": ",".join(str(v) for v in chunk),
+                    "fields": self.kind.nested_fields,
+                    "deep": self.kind.nested_deep,
+                    "limit": "-1",
+                },
+                what,
+            )
+            if not isinstance(data, list):
+                raise DirectusInvalidResponseError(
+                    f"Directus answer to {what}: 'data' is not a list"
+                )
+            fetched_at = time.time()
+            for raw in data:
+                number = raw.get("version_number") if isinstance(raw, Mapping) else None
+                if not isinstance(number, int) or number not in chunk:
+                    raise DirectusInvalidResponseError(
+                        f"Directus answer to {what} holds a version that was not asked for"
+                    )
+                try:
+                    found[number] = self._converted(raw, f"{noun} version {number}", fetched_at)
+                except InvalidPromptSetError as exc:
+                    found[number] = exc
+        return found
 
     # -- PromptRepository -------------------------------------------------------------------
 
