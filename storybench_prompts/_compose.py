@@ -170,9 +170,15 @@ def build_stack(settings: Settings | None = None) -> DirectusStack:
                 source.url,
                 settings.directus_token,
                 [*PROMPT_SETS.related_collections, *EVALUATION_SETS.related_collections],
-                on_change=lambda collection, _event, _ids: stack.content_changed(collection),
-                # After every (re)connect: changes made while it was down are not lost.
-                on_connected=lambda: stack.content_changed(None),
+                on_change=lambda _collection, _event, _ids: None,
+                # Each event names its rows: only the versions they touch are refetched.
+                on_rows=stack.content_changed,
+                fields={
+                    **PROMPT_SETS.subscription_fields(),
+                    **EVALUATION_SETS.subscription_fields(),
+                },
+                # After every (re)connect: changes made while it was down are not replayed.
+                on_connected=stack.connected,
                 mode=settings.realtime,
             )
         )

@@ -47,6 +47,13 @@ class FakeClock:
     def sleepers(self) -> int:
         return len(self._sleepers)
 
+    async def run_for(self, seconds: float) -> None:
+        """Let the tasks just started reach their sleeps, move the clock, and let whatever
+        woke up run until everything waits again."""
+        await anyio.wait_all_tasks_blocked()
+        self.advance(seconds)
+        await anyio.wait_all_tasks_blocked()
+
 
 class ScriptedOrigin:
     """An origin whose answers, failures and delays the test decides."""

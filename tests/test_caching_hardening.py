@@ -21,6 +21,7 @@ from storybench_prompts import (
     PromptSetUnavailableError,
     RetryPolicy,
 )
+from storybench_prompts._defaults import DEFAULT_REVALIDATION_DEBOUNCE, DEFAULT_REVALIDATION_SPACING
 from storybench_prompts._exceptions import FetchInterruptedError
 from storybench_prompts.cache.singleflight import SingleFlight
 from storybench_prompts.sources.retry import call_with_retries
@@ -478,7 +479,7 @@ async def test_after_a_change_event_the_old_content_is_never_served_as_fresh():
         origin.sets[1] = flat_set(1, text_suffix=" edited")
         origin.error = DirectusRateLimitedError("429")  # the refetch fails
         r.content_changed("prompts")
-        await anyio.wait_all_tasks_blocked()
+        await clock.run_for(DEFAULT_REVALIDATION_DEBOUNCE)  # the revalidation round runs
         served = await r.get(1)
         assert served.provenance.stale is True  # the old content, but never as fresh
         assert served.provenance.origin_error == "DirectusRateLimitedError"
@@ -487,20 +488,20 @@ async def test_after_a_change_event_the_old_content_is_never_served_as_fresh():
         await r.get(1)  # still served the copy; the due probe finds Directus back
         await anyio.wait_all_tasks_blocked()
         assert r.status().state is OriginState.VALID
-        origin.sets[1] = flat_set(1, text_suffix=" edited")
-        origin.gate = anyio.Event()  # the next refetch is slow: callers wait for it
+        assert (await r.get(1)).config_hash == flat_set(1, text_suffix=" edited").config_hash
+        origin.sets[1] = flat_set(1, text_suffix=" edited again")
+        origin.gate = anyio.Event()  # the next refetch is slow
         r.content_changed("prompts")
-        async with anyio.create_task_group() as tg:
-            got = []
-
-            async def call():
-                got.append(await r.get(1))
-
-            tg.start_soon(call)
-            await anyio.wait_all_tasks_blocked()
-            assert got == []  # not answered from the outdated entry
-            origin.gate.set()
-        assert got[0].config_hash == flat_set(1, text_suffix=" edited").config_hash
+        await clock.run_for(DEFAULT_REVALIDATION_SPACING)
+        # A revalidation never blocks a reader: the old content at once, marked stale.
+        during = await r.get(1)
+        assert during.provenance.stale is True
+        assert during.config_hash == flat_set(1, text_suffix=" edited").config_hash
+        origin.gate.set()
+        await anyio.wait_all_tasks_blocked()
+        after = await r.get(1)
+        assert after.config_hash == flat_set(1, text_suffix=" edited again").config_hash
+        assert after.provenance.stale is False
 
 
 async def test_many_keys_nobody_has_cannot_storm_a_directus_known_to_be_down():

@@ -1,7 +1,8 @@
 """The read path as a decision without I/O: given what the cache knows, what a lookup does.
 
 ``decide`` turns (the entry, now, a remembered "not found", whether Directus's changes are
-pushed, whether Directus is known to be failing) into one :class:`Action`. The engine
+pushed, whether Directus is known to be failing, whether a revalidation round has the entry)
+into one :class:`Action`. The engine
 (``engine.py``) is the only place that then awaits anything. The fresh hit is decided before
 this, on the hit path itself: an entry whose ``fresh_until`` has not passed is served at once.
 """
@@ -23,6 +24,8 @@ class Action(Enum):
     """Directus said there is no such version, recently: raise it again, ask nothing."""
     STALE = "stale"
     """Serve the entry marked stale at once; refresh it in the background."""
+    REVALIDATING = "revalidating"
+    """A change touched it and a revalidation round is refetching it: serve it marked stale."""
     OUTAGE = "outage"
     """Directus is known to be failing: a copy at once; only a due probe asks Directus."""
     FETCH = "fetch"
@@ -36,9 +39,12 @@ def decide(
     not_found: bool,
     pushed: bool,
     failing: bool,
+    revalidating: bool = False,
 ) -> Action:
     if not_found:
         return Action.NOT_FOUND
+    if entry is not None and entry.invalidated and revalidating:
+        return Action.REVALIDATING
     if entry is not None and not entry.invalidated:
         if entry.from_origin and pushed:
             return Action.CURRENT

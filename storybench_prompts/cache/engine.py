@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
@@ -23,13 +23,14 @@ from .._events import Event, Hook, Hooks, OriginStatus
 from .._exceptions import ConfigurationError, ContentChangedError, PromptSetNotFoundError
 from ..content.kinds import ContentKind
 from ..content.models import EvaluationSet, VersionedContent, VersionInfo
+from ..content.tracking import touches, versions_named
 from ..mirrors.base import PromptMirror
 from ..mirrors.memory import InMemoryMirror
 from ..ops.sync import SyncResult
 from ..sources.base import PromptRepository
 from .changes import ChangeFeed, ChangeTracker
 from .drift import Drift, DriftLog
-from .entries import LATEST, EntryTable
+from .entries import LATEST, EntryTable, Key
 from .fallback import Copies
 from .listing import list_versions
 from .mirror_io import MirrorIO
@@ -37,6 +38,7 @@ from .origin import OriginFetches
 from .outage import OriginHealth, OutageGate, ProbeSchedule
 from .policy import CachePolicy
 from .read_path import ReadPath
+from .revalidation import Revalidation
 from .stack import Stack
 from .stats import Stats
 from .withdrawals import WithdrawalLedger
@@ -176,6 +178,19 @@ class CachingRepository(Generic[C]):
             stats=self._stats,
             emit=self._emit,
         )
+        self._revalidation: Revalidation[C] = Revalidation(
+            entries=self._entries,
+            refetch=self._origin.refetch,
+            stack=stack,
+            clock=clock,
+            sleep=sleep,
+            rand=rand,
+        )
+        self._origin.raced = self._revalidation.touched
+        # A changed entry is served at once while its round waits or its refetch runs.
+        self._read.revalidating = lambda key: (
+            self._revalidation.is_pending(key) or self._origin.in_flight(key)
+        )
         closing: list[Any] = [origin] if close_origin else []
         if mirror is not None and close_mirror:
             closing.append(mirror)
@@ -311,12 +326,43 @@ class CachingRepository(Generic[C]):
 
     def refresh_all(self) -> None:
         """The content may have changed in Directus: no cached entry is served as fresh until
-        fetched again, and each is fetched again now, in the background."""
+        fetched again, and each is fetched again now (in one revalidation round)."""
+        self.changed(None, "update", None)
+
+    def changed(
+        self, collection: str | None, event: str, rows: list[Mapping[str, Any]] | None
+    ) -> None:
+        """Directus reports a change (``rows`` None: anything of this kind may have changed):
+        the entries it touches are served marked stale until the next round refetches them."""
         self._changes.changed()
-        self._entries.not_found.clear()
+        kind = self.kind
+        latest_moved = rows is None
+        named: set[int] = set()
+        if rows is not None and collection == kind.collection:
+            named, latest_moved = versions_named(kind.collection, event, rows)
+            self._entries.forget_not_found(*named)
+        if latest_moved:
+            self._entries.forget_not_found(LATEST)
+        if rows is None:
+            self._entries.not_found.clear()
+        parents = kind.parents()
+        touched: list[Key] = []
         for key, entry in self._entries.snapshot():
-            entry.invalidate()
-            self._origin.refresh_in_background(key, via="realtime")
+            hit = (
+                rows is None
+                or key in named
+                or (key == LATEST and latest_moved)
+                or touches(entry.served.directus_keys(), collection or "", event, rows, parents)
+            )
+            if hit:
+                entry.invalidate()
+                touched.append(key)
+        self._revalidation.touched(touched, latest_moved=latest_moved)
+
+    def connected(self) -> None:
+        """The realtime channel is (again) subscribed: entries fetched before are checked in
+        one round, after a random part of the reconnect spread; they are served meanwhile."""
+        self._revalidation.connected()
 
     def content_changed(self, collection: str | None = None) -> None:
         """A change in a Directus collection (None: anything may have changed); every

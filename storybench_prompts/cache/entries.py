@@ -31,7 +31,15 @@ C = TypeVar("C", bound=VersionedContent)
 class Entry(Generic[C]):
     """A cached set: the object handed out on fresh hits, and its deadlines (clock seconds)."""
 
-    __slots__ = ("fresh_until", "from_origin", "invalidated", "keep_until", "served", "stale_until")
+    __slots__ = (
+        "fresh_until",
+        "from_origin",
+        "invalidated",
+        "keep_until",
+        "served",
+        "stale_until",
+        "started",
+    )
 
     def __init__(
         self,
@@ -41,6 +49,7 @@ class Entry(Generic[C]):
         stale_until: float,
         keep_until: float,
         from_origin: bool,
+        started: float | None = None,
     ) -> None:
         provenance = content.provenance
         # Built once at insertion so a fresh hit allocates nothing.
@@ -55,6 +64,8 @@ class Entry(Generic[C]):
         self.stale_until = stale_until
         self.keep_until = keep_until
         self.from_origin = from_origin
+        self.started = started
+        """When the fetch that brought it began (clock seconds; None: not a fetch of ours)."""
         self.invalidated = False
 
     def invalidate(self) -> None:
@@ -111,7 +122,9 @@ class EntryTable(Generic[C]):
     def snapshot(self) -> list[tuple[Key, Entry[C]]]:
         return list(self.entries.items())
 
-    def store(self, key: Key, content: C, *, fresh_for: float, now: float) -> None:
+    def store(
+        self, key: Key, content: C, *, fresh_for: float, now: float, started: float | None = None
+    ) -> None:
         fresh_until = now + fresh_for
         policy = self._policy
         self.entries[key] = Entry(
@@ -120,6 +133,7 @@ class EntryTable(Generic[C]):
             stale_until=fresh_until + policy.max_stale,
             keep_until=fresh_until + max(policy.max_stale, policy.stale_if_error),
             from_origin=content.provenance is None or content.provenance.source == "directus",
+            started=started,
         )
 
     def store_fallback(self, key: Key, copy: C, *, probe_in: float) -> None:

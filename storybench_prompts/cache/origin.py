@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Generic, Literal, TypeVar, cast
 
 from .._events import Event, OriginAttempt, OriginFetched, Via
-from .._exceptions import PromptSetNotFoundError, StorybenchPromptsError
+from .._exceptions import InvalidPromptSetError, PromptSetNotFoundError, StorybenchPromptsError
 from ..content.kinds import ContentKind
 from ..content.models import Provenance, VersionedContent
 from ..mirrors.base import PromptMirror
@@ -73,6 +73,13 @@ class OriginFetches(Generic[C]):
         self._gate: OutageGate = stack.gate
         self._emit = emit
         self._flights: SingleFlight[Key, C] = SingleFlight()
+        self.raced: Callable[[list[Key]], None] = self._refresh_each
+        """Told the keys of a fetch that a change raced (the engine points it at the next
+        revalidation round)."""
+
+    def _refresh_each(self, keys: list[Key]) -> None:
+        for key in dict.fromkeys(keys):
+            self.refresh_in_background(key, via="realtime")
 
     def in_flight(self, key: Key) -> bool:
         return self._flights.in_flight(key)
@@ -214,22 +221,26 @@ class OriginFetches(Generic[C]):
             )
         fetched("ok", None)
         self._gate.answered()
-        self._answered(key, content, via)
+        self._answered(key, content, via, started)
         if generation != self._changes.generation:
             self._refetch_after(flight, key, content.version)
         return content
 
-    def _answered(self, key: Key, content: C, via: Via) -> None:
+    def _answered(self, key: Key, content: C, via: Via, started: float | None = None) -> None:
         now = self._clock()
         self._entries.forget_not_found(key, content.version)
         self._ledger.published(content.version)
         self.notice_drift(content, via)
         if key == LATEST:
             check_above = self._ledger.latest_answered(content)
-            self._entries.store(LATEST, content, fresh_for=self._policy.latest_ttl, now=now)
+            self._entries.store(
+                LATEST, content, fresh_for=self._policy.latest_ttl, now=now, started=started
+            )
             if check_above:
                 self.withdraw_above(content.version)
-        self._entries.store(content.version, content, fresh_for=self._policy.pinned_ttl, now=now)
+        self._entries.store(
+            content.version, content, fresh_for=self._policy.pinned_ttl, now=now, started=started
+        )
         if self._mirror is not None:
             self._mirror.save_behind(content, self._stack.open_task_group)
 
@@ -241,7 +252,8 @@ class OriginFetches(Generic[C]):
         self._drift.notice(content.version, previous, content.config_hash, via)
 
     def _refetch_after(self, flight: Flight[C], key: Key, version: int) -> None:
-        """A change arrived while this fetch ran: fetch again once it has landed."""
+        """A change arrived while this fetch ran: its answer may be old, so the next
+        revalidation round fetches it again once it has landed (served stale meanwhile)."""
         for stored in (key, version):
             entry = self._entries.get(stored)
             if entry is not None:
@@ -252,9 +264,80 @@ class OriginFetches(Generic[C]):
 
         async def again() -> None:
             await flight.done.wait()
-            self.refresh_in_background(key, via="realtime")
+            self.raced([key, version])
 
         task_group.start_soon(again)
+
+    # -- many at once: a revalidation round -------------------------------------------------
+
+    async def refetch(self, versions: set[int], latest_own: bool, follows: bool) -> set[Key]:
+        """Fetch ``versions`` again in one batched read (when the origin has ``get_many``),
+        and "latest" on its own (``latest_own``) or from its version's new content
+        (``follows``). Returns the keys to try again (Directus failed, or a change raced)."""
+        again: set[Key] = set()
+        if latest_own:
+            self.refresh_in_background(LATEST, via="realtime")
+        get_many = getattr(self._origin, "get_many", None)
+        if not versions:
+            return again
+        if get_many is None:  # an origin that reads one version at a time
+            for version in versions:
+                self.refresh_in_background(version, via="realtime")
+            return again
+        slot = None
+        if self._gate.failing:
+            slot = self._gate.probe()
+            if slot is None:
+                return {*versions, *([LATEST] if follows else [])}
+        generation = self._changes.generation
+        started, started_wall = self._clock(), time.time()
+
+        def on_failed(exc: BaseException) -> None:
+            self._gate.failed(exc, probe=slot is not None)
+
+        def fetched(outcome: Literal["ok", "error"], error: str | None) -> None:
+            self._emit(
+                OriginFetched(
+                    self._kind.name, None, "refresh", slot is not None, outcome, 1, error,
+                    started_wall, self._clock() - started,
+                )
+            )  # fmt: skip
+
+        try:
+            with (
+                slot or contextlib.nullcontext(),
+                observing_attempts(on_failed, max_attempts=1 if slot is not None else None),
+            ):
+                found: dict[int, C | InvalidPromptSetError] = await get_many(versions)
+        except StorybenchPromptsError as exc:
+            self._gate.failed(exc, probe=slot is not None)
+            fetched("error", type(exc).__name__)
+            return {*versions, *([LATEST] if follows else [])}
+        fetched("ok", None)
+        self._gate.answered()
+        for version in sorted(versions):
+            got = found.get(version)
+            if got is None:
+                noun = self._kind.noun
+                gone = PromptSetNotFoundError(
+                    f"no published {noun} version {version} in Directus", version=version
+                )
+                self._not_found(version, gone)
+            elif isinstance(got, InvalidPromptSetError):
+                self._gate.failed(got)  # noted: the entry is served as it was, marked stale
+            else:
+                self._answered(version, got, "realtime", started)
+        latest = self._entries.get(LATEST)
+        if follows and latest is not None:
+            same = found.get(latest.served.version)
+            if same is not None and not isinstance(same, InvalidPromptSetError):
+                now = self._clock()
+                self._entries.store(
+                    LATEST, same, fresh_for=self._policy.latest_ttl, now=now, started=started
+                )
+        if generation != self._changes.generation:
+            again.update(versions)  # a change arrived during the read: it may be old already
+        return again
 
     async def warm(
         self, versions: Iterable[int] | None, mirror: PromptMirror[C]

@@ -74,6 +74,8 @@ class ReadPath(Generic[C]):
         self._mirror_io = mirror
         self._stats = stats
         self._emit = emit
+        self.revalidating: Callable[[Key], bool] = lambda _key: False
+        """Whether a revalidation round has this key (the engine points it at the rounds)."""
 
     async def lookup(self, key: Key, entry: Entry[C] | None) -> C:
         started = self._clock()
@@ -84,6 +86,7 @@ class ReadPath(Generic[C]):
             not_found=remembered is not None,
             pushed=self._changes.pushed(),
             failing=self._gate.failing,
+            revalidating=self.revalidating(key),
         )
         if remembered is not None:
             self._failed(key, "not_found", remembered, "cache", started)
@@ -91,6 +94,10 @@ class ReadPath(Generic[C]):
         if entry is not None and action is Action.CURRENT:
             self._stats.hits += 1  # realtime says it is current: a hit like any other
             return entry.served
+        if entry is not None and action is Action.REVALIDATING:
+            # The round refetching it is under way: no reader waits for it.
+            failing = self._gate.status.last_error_kind if self._gate.failing else None
+            return self._served(key, entry.stale_copy(origin_error=failing), "stale", started)
         if entry is not None and action is Action.STALE:
             self._origin.refresh_in_background(key)
             failing = self._gate.status.last_error_kind if self._gate.failing else None

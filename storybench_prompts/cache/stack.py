@@ -9,7 +9,7 @@ channel reports goes to every repository whose kind reads that collection.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
@@ -37,7 +37,11 @@ class _Member(Protocol):
     @property
     def kind(self) -> ContentKind[Any]: ...
 
-    def refresh_all(self) -> None: ...
+    def changed(
+        self, collection: str | None, event: str, rows: list[Mapping[str, Any]] | None
+    ) -> None: ...
+
+    def connected(self) -> None: ...
 
     async def drain(self) -> None: ...
 
@@ -95,11 +99,24 @@ class Stack:
     def channel_status(self) -> ChannelStatus | None:
         return self.channel.status if self.channel is not None else None
 
-    def content_changed(self, collection: str | None = None) -> None:
-        """A change in a Directus collection (None: anything may have changed)."""
+    def content_changed(
+        self,
+        collection: str | None = None,
+        event: str = "update",
+        rows: list[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """A change in a Directus collection (None: anything may have changed); ``rows`` are
+        the event's rows (their keys and the fields subscribed to), None when not known."""
         for member in self._members:
-            if collection is None or collection in member.kind.related_collections:
-                member.refresh_all()
+            if collection is None:
+                member.changed(None, event, None)
+            elif collection in member.kind.related_collections:
+                member.changed(collection, event, rows)
+
+    def connected(self) -> None:
+        """The realtime channel is subscribed (again): what changed meanwhile is not replayed."""
+        for member in self._members:
+            member.connected()
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from .prompt_sets import (
     validate_prompt_set,
 )
 from .rules import common_problems
+from .tracking import Nest, References, parents_of, references, subscription_fields
 
 __all__ = [
     "EVALUATION_SETS",
@@ -117,6 +118,9 @@ class ContentKind(Generic[C]):
     """How one change of this kind's diff reads in a report (``render_diff``)."""
     lock_key: str | None = None
     """The key of this kind's set in a lockfile (``ops.lock``); None: a kind no lock names."""
+    nesting: tuple[Nest, ...] = ()
+    """The version's tree in Directus (junctions, items, nested): what maps a change event to
+    the versions it touches (``content.tracking``). Empty: every change touches every version."""
 
     def __repr__(self) -> str:
         return f"ContentKind({self.name!r})"
@@ -125,6 +129,19 @@ class ContentKind(Generic[C]):
     def title(self) -> str:
         """The noun at the start of a line: ``Prompt set``."""
         return self.noun[:1].upper() + self.noun[1:]
+
+    def directus_keys(self, raw: Mapping[str, Any]) -> References:
+        """The keys of every row a raw version item (with its tree) was read from."""
+        return references(raw, self.collection, self.nesting)
+
+    def subscription_fields(self) -> dict[str, list[str]]:
+        """Per collection, the fields a realtime subscription asks for."""
+        fields = subscription_fields(self.collection, self.nesting)
+        return {c: fields.get(c, ["id"]) for c in self.related_collections}
+
+    def parents(self) -> dict[str, tuple[str, str]]:
+        """Junction collection -> (its parent's field, the parent's collection)."""
+        return parents_of(self.collection, self.nesting)
 
     def problems(self, content: C) -> list[Problem]:
         """Every rule ``content`` breaks: this kind's and the shared ones."""
@@ -211,6 +228,24 @@ PROMPT_SETS: ContentKind[PromptSet] = ContentKind(
     diff=diff_prompt_sets,
     describe_change=describe_prompt_change,
     lock_key="prompt_set",
+    nesting=(
+        Nest(
+            field="sequences_in_set",
+            junction="prompt_set_versions_prompt_sequences",
+            parent_field="prompt_set_versions_id",
+            item_field="prompt_sequences_id",
+            collection="prompt_sequences",
+            children=(
+                Nest(
+                    field="prompts_in_sequence",
+                    junction="prompt_sequences_prompts",
+                    parent_field="prompt_sequences_id",
+                    item_field="prompts_id",
+                    collection="prompts",
+                ),
+            ),
+        ),
+    ),
 )
 
 _EVALUATION_SCHEMA = SchemaExpectation(
@@ -278,6 +313,22 @@ EVALUATION_SETS: ContentKind[EvaluationSet] = ContentKind(
     diff=diff_evaluation_sets,
     describe_change=describe_evaluation_change,
     lock_key="evaluation_set",
+    nesting=(
+        Nest(
+            field="evaluation_criteria_in_version",
+            junction="evaluation_versions_evaluation_criteria",
+            parent_field="evaluation_versions_id",
+            item_field="evaluation_criteria_id",
+            collection="evaluation_criteria",
+        ),
+        Nest(
+            field="scoring_in_version",
+            junction="evaluation_versions_scoring",
+            parent_field="evaluation_versions_id",
+            item_field="scoring_id",
+            collection="scoring",
+        ),
+    ),
 )
 
 KINDS: dict[str, ContentKind[Any]] = {k.name: k for k in (PROMPT_SETS, EVALUATION_SETS)}

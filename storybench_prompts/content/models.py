@@ -18,6 +18,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     WrapSerializer,
 )
@@ -206,6 +207,20 @@ class VersionedContent(BaseModel):
     published_at: datetime | None = None
     """When the version was published in Directus (not part of the hash)."""
     provenance: Provenance | None = None
+
+    # The keys of the Directus rows it was read from (``content.tracking``), when it was read
+    # from Directus: what maps a change event to the versions it touches. Not content.
+    _directus_keys: Mapping[str, frozenset[int | str]] | None = PrivateAttr(default=None)
+
+    def directus_keys(self) -> Mapping[str, frozenset[int | str]] | None:
+        """The keys of the Directus rows this set was read from, by collection (None when it
+        was not read from Directus)."""
+        return self._directus_keys
+
+    def read_from(self, keys: Mapping[str, frozenset[int | str]]) -> Self:
+        """This set, noting the Directus rows it was read from (the source calls it once)."""
+        self._directus_keys = keys
+        return self
 
     def body(self) -> dict[str, Any]:
         """The content as plain data (what the hash covers, beside version and directus_id)."""

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Literal, NoReturn
@@ -53,7 +53,7 @@ from .realtime_messages import (
     Ended,
     describe_failure,
     error_code,
-    event_ids,
+    event_rows,
     receive,
     send,
     upgrade_refused,
@@ -77,6 +77,10 @@ RealtimeMode = Literal["auto", "on", "off"]
 
 ChangeCallback = Callable[[str, str, list[str | int]], None]
 """``on_change(collection, event, ids)`` with event ``create``, ``update`` or ``delete``."""
+
+RowsCallback = Callable[[str, str, list[Mapping[str, Any]]], None]
+"""``on_rows(collection, event, rows)``: each row its ``id`` and the fields subscribed to
+(a delete carries keys alone)."""
 
 CHANGE_EVENTS = frozenset({"create", "update", "delete"})
 
@@ -171,6 +175,8 @@ class RealtimeChannel:
         *,
         on_change: ChangeCallback,
         on_connected: Callable[[], None] | None = None,
+        on_rows: RowsCallback | None = None,
+        fields: Mapping[str, list[str]] | None = None,
         mode: RealtimeMode = "auto",
         timing: RealtimeTiming | None = None,
         clock: Callable[[], float] = time.time,
@@ -192,6 +198,8 @@ class RealtimeChannel:
         self._mode: RealtimeMode = mode
         self._on_change = on_change
         self._on_connected = on_connected
+        self._on_rows = on_rows
+        self._fields = {c: list((fields or {}).get(c, ["id"])) for c in self._collections}
         self._timing = timing or RealtimeTiming()
         self._clock = clock
         self._sleep = sleep
@@ -301,7 +309,7 @@ class RealtimeChannel:
                         "type": "subscribe",
                         "collection": collection,
                         "uid": collection,
-                        "query": {"fields": ["id"]},
+                        "query": {"fields": self._fields[collection]},
                     },
                 )
             known = self._status.unsubscribed
@@ -369,7 +377,7 @@ class RealtimeChannel:
                 and event in CHANGE_EVENTS
                 and collection in self._collections
             ):
-                self._deliver(collection, event, event_ids(message.get("data")))
+                self._deliver(collection, event, event_rows(message.get("data")))
         elif kind == "auth" and message.get("status") == "error":
             # An expiring token runs out mid-session; reconnecting authenticates again.
             raise Ended(f"authentication ended ({error_code(message)})", auth=True)
@@ -380,11 +388,14 @@ class RealtimeChannel:
                 error_code(message),
             )
 
-    def _deliver(self, collection: str, event: str, ids: list[str | int]) -> None:
+    def _deliver(self, collection: str, event: str, rows: list[Mapping[str, Any]]) -> None:
+        ids = [row["id"] for row in rows]
         now = self._clock()
         self._status = replace(self._status, events=self._status.events + 1, last_event_at=now)
         try:
             self._on_change(collection, event, ids)
+            if self._on_rows is not None:
+                self._on_rows(collection, event, rows)
         except Exception:
             logger.exception("realtime on_change callback failed for %s %s", collection, event)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -98,6 +99,18 @@ def error_code(message: dict[str, Any]) -> str:
     if isinstance(error, dict):
         return str(error.get("code") or error.get("message") or "error")
     return "error"
+
+
+def event_rows(data: Any) -> list[Mapping[str, Any]]:
+    """The rows of an event, each with its ``id`` (as in :func:`event_ids`) and the fields the
+    subscription asked for; a delete's keys become ``{"id": key}``."""
+    items = data if isinstance(data, list) else [data]
+    rows: list[Mapping[str, Any]] = []
+    for item in items:
+        keys = event_ids([item])
+        if keys:
+            rows.append({**(item if isinstance(item, dict) else {}), "id": keys[0]})
+    return rows
 
 
 def event_ids(data: Any) -> list[str | int]:

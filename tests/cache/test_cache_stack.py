@@ -52,9 +52,11 @@ async def test_entering_one_repository_enters_the_stack_once_and_closes_each_res
     stack, clock = shared_stack()
     prompts_origin, evaluations_origin = ScriptedOrigin(), evaluation_origin()
     evaluations = CachingRepository(
-        evaluations_origin, kind=EVALUATION_SETS, stack=stack, clock=clock
+        evaluations_origin, kind=EVALUATION_SETS, stack=stack, clock=clock, sleep=clock.sleep
     )
-    prompts = CachingRepository(prompts_origin, kind=PROMPT_SETS, stack=stack, clock=clock)
+    prompts = CachingRepository(
+        prompts_origin, kind=PROMPT_SETS, stack=stack, clock=clock, sleep=clock.sleep
+    )
     async with prompts:
         assert (await evaluations.get(1)).version == 1  # the other kind works: same task group
         with pytest.raises(RuntimeError, match="entered once"):
@@ -70,21 +72,23 @@ async def test_a_change_refreshes_only_the_kinds_that_read_its_collection():
     evaluations_origin = evaluation_origin()
     prompts_origin = ScriptedOrigin()
     evaluations = CachingRepository(
-        evaluations_origin, kind=EVALUATION_SETS, stack=stack, clock=clock
+        evaluations_origin, kind=EVALUATION_SETS, stack=stack, clock=clock, sleep=clock.sleep
     )
-    prompts = CachingRepository(prompts_origin, kind=PROMPT_SETS, stack=stack, clock=clock)
+    prompts = CachingRepository(
+        prompts_origin, kind=PROMPT_SETS, stack=stack, clock=clock, sleep=clock.sleep
+    )
     async with prompts:
         await prompts.get(1)
         await evaluations.get(1)
         stack.content_changed("evaluation_criteria")
-        await anyio.sleep(0.01)
+        await clock.run_for(1.0)
         assert evaluations_origin.calls == [1, 1]
         assert prompts_origin.calls == [1]
         stack.content_changed("prompts")
-        await anyio.sleep(0.01)
+        await clock.run_for(1.0)
         assert prompts_origin.calls == [1, 1]
         stack.content_changed(None)
-        await anyio.sleep(0.01)
+        await clock.run_for(1.0)
         assert prompts_origin.calls == [1, 1, 1]
         assert evaluations_origin.calls == [1, 1, 1]
 
