@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.scale [--versions 50 200] [--workers 2 4]
         [--idle 10] [--window 10] [--restart-window 60] [--json results.json]
+        [--events idle edit_one edit_shared nested_create ten_edits restart sync cold_get]
 
 For each V (versions) a fresh local Directus with realtime on is seeded with V published
 prompt-set versions (each with its own two sequences of three prompts, plus one sequence
@@ -33,6 +34,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,6 +51,9 @@ import httpx
 from benchmarks.scale_proxy import CountingProxy, Request
 from benchmarks.scale_seed import Seeded, seed, version_payload
 from devserver.directus import ADMIN_TOKEN, DirectusServer, template_db
+
+WORKER_EVENTS = ("idle", "edit_one", "edit_shared", "nested_create", "ten_edits", "restart")
+EVENTS = (*WORKER_EVENTS, "sync", "cold_get")
 
 QUIET = 2.0
 """Seconds without a request at the proxy that count as "settled"."""
@@ -147,6 +152,18 @@ class WorkerPool:
     def lines_since(self, mark: list[int]) -> list[list[dict[str, Any]]]:
         with self._lock:
             return [list(w.lines[m:]) for w, m in zip(self.workers, mark, strict=True)]
+
+    def log_marks(self) -> list[int]:
+        return [w.log.stat().st_size for w in self.workers]
+
+    def log_since(self, marks: list[int]) -> list[str]:
+        """What the workers logged (warnings and errors) since ``marks``."""
+        out: list[str] = []
+        for w, m in zip(self.workers, marks, strict=True):
+            with w.log.open("rb") as f:
+                f.seek(m)
+                out += f.read().decode(errors="replace").splitlines()
+        return out
 
     def trim(self) -> None:
         """Forget old lines (memory), keeping the live view of what is served."""
@@ -321,6 +338,7 @@ class Bench:
         baseline = pool.watch({1, versions})
         proxy.wait_quiet(QUIET)
         mark = pool.mark()
+        refused = proxy.refused_connections
         down = time.monotonic()
         server.restart()  # killed, then started on the same port and SQLite file; answers
         up = time.monotonic()
@@ -330,7 +348,7 @@ class Bench:
             "down_s": up - down,
             "during_outage": proxy.http(outage),
             "outage_upgrades": proxy.upgrades(outage),
-            "refused_connections": proxy.refused_connections,
+            "refused_connections": proxy.refused_connections - refused,
         }
         lines = pool.lines_since(mark)
         measure.readers = _readers(lines, baseline, [], up)
@@ -397,7 +415,7 @@ def table(v: int, w: int, r: dict[str, Any], args: argparse.Namespace) -> str:
     e = int(r["evaluation_versions"])
     rows: list[tuple[str, str, str, str, str]] = []
 
-    def row(event: str, measured: str, formula: str, goal: str = "", met: str = "") -> None:
+    def row(event: str, measured: str, formula: str = "", goal: str = "", met: str = "") -> None:
         rows.append((event, measured, formula, goal, met))
 
     def edit_rows(label: str, m: Measure, formula: str, req_goal: int, served_goal: float) -> None:
@@ -433,74 +451,86 @@ def table(v: int, w: int, r: dict[str, Any], args: argparse.Namespace) -> str:
             _ok(not rd.interrupted),
         )
 
-    idle = r["idle"]
-    row(f"idle, {args.idle:g} s", str(idle.requests), "0", "0", _ok(idle.requests == 0))
-    edit_rows("one prompt of one version edited", r["edit_one"], f"WxV = {w * v}", 2 * w, 1.0)
-    edit_rows(
-        "one prompt of the shared sequence edited", r["edit_shared"], f"WxV = {w * v}", 4 * w, 2.0
-    )
-    nc = r["nested_create"]
-    row("nested create of a draft version", _n(nc), f"~2xWxV = {2 * w * v}")
-    ten = r["ten_edits"]
-    rd = ten.readers
-    assert rd is not None
-    row(
-        f"10 edits of 10 versions, 0.2 s apart: requests in {args.window:g} s from the first",
-        _n(ten),
-        f"WxV each, up to {10 * w * v}",
-        f"<= {6 * w}",
-        _ok(ten.requests + ten.later <= 6 * w),
-    )
-    row(
-        "  all served, from the last edit",
-        _s(rd.served_after, args.window),
-        "",
-        "<= 3 s",
-        _ok(rd.served_after is not None and rd.served_after <= 3.0),
-    )
-    row("  max reader wait", f"{rd.max_wait * 1000:.0f} ms", "", "", "")
-    rs = r["restart"]
-    row(
-        f"Directus restarted: requests in the {args.restart_window:g} s after it answers",
-        _n(rs),
-        f"WxV = {w * v}",
-        f"<= {3 * w}",
-        _ok(rs.requests + rs.later <= 3 * w),
-    )
-    row(
-        "  while it was down",
-        f"{rs.extra['during_outage']} requests in {rs.extra['down_s']:.1f} s",
-        "",
-        "",
-        "",
-    )
-    reopen = rs.extra["channel_open_again_s"]
-    row("  channel open again in every worker", _s(reopen, args.restart_window), "", "", "")
-    assert rs.readers is not None
-    row(
-        "  max reader wait / any interrupted",
-        f"{rs.readers.max_wait * 1000:.0f} ms / {'yes' if rs.readers.interrupted else 'no'}",
-        "",
-        "",
-        "",
-    )
-    sync = r["sync"]
-    row(
-        "`sync --all`, nothing changed (both kinds), one process",
-        f"{sync.requests}" + (f" + {sync.upgrades} WS" if sync.upgrades else ""),
-        f"V+E+2 = {v + e + 2}",
-        "<= 8",
-        _ok(sync.requests <= 8),
-    )
-    for key, label in (("cold_get_1", "get 1"), ("cold_get_latest", "get latest")):
-        cold = r[key]
-        row(
-            f"cold `storybench-prompts {label}`, realtime on",
-            f"{cold.requests} HTTP + {cold.upgrades} WS",
-            "2",
-            "1 request",
-            _ok(cold.requests <= 1),
+    def readers_row(rd: Readers | None, label: str = "  max reader wait / any interrupted") -> None:
+        assert rd is not None
+        row(label, f"{rd.max_wait * 1000:.0f} ms / {'yes' if rd.interrupted else 'no'}")
+
+    if "idle" in r:
+        idle = r["idle"]
+        row(f"idle, {args.idle:g} s", str(idle.requests), "0", "0", _ok(idle.requests == 0))
+    if "edit_one" in r:
+        edit_rows("one prompt of one version edited", r["edit_one"], f"WxV = {w * v}", 2 * w, 1.0)
+    if "edit_shared" in r:
+        edit_rows(
+            "one prompt of the shared sequence edited",
+            r["edit_shared"],
+            f"WxV = {w * v}",
+            4 * w,
+            2.0,
         )
+    if "nested_create" in r:
+        nc = r["nested_create"]
+        row(
+            f"nested create of a draft version: requests in {args.window:g} s",
+            _n(nc),
+            f"~2xWxV = {2 * w * v}",
+        )
+        readers_row(nc.readers)
+    if "ten_edits" in r:
+        ten = r["ten_edits"]
+        rd = ten.readers
+        assert rd is not None
+        row(
+            f"10 edits of 10 versions, 0.2 s apart: requests in {args.window:g} s from the first",
+            _n(ten),
+            f"WxV each, up to {10 * w * v}",
+            f"<= {6 * w}",
+            _ok(ten.requests + ten.later <= 6 * w),
+        )
+        row(
+            "  all served, from the last edit",
+            _s(rd.served_after, args.window),
+            "",
+            "<= 3 s",
+            _ok(rd.served_after is not None and rd.served_after <= 3.0),
+        )
+        readers_row(rd)
+    if "restart" in r:
+        rs = r["restart"]
+        row(
+            f"Directus restarted: requests in the {args.restart_window:g} s after it answers",
+            _n(rs),
+            f"WxV = {w * v}",
+            f"<= {3 * w}",
+            _ok(rs.requests + rs.later <= 3 * w),
+        )
+        row(
+            "  while it was down",
+            f"{rs.extra['during_outage']} requests in {rs.extra['down_s']:.1f} s "
+            f"({rs.extra['refused_connections']} connections not passed on)",
+        )
+        reopen = rs.extra["channel_open_again_s"]
+        row("  channel open again in every worker", _s(reopen, args.restart_window))
+        readers_row(rs.readers)
+    if "sync" in r:
+        sync = r["sync"]
+        row(
+            "`sync --all`, nothing changed (both kinds), one process",
+            f"{sync.requests}" + (f" + {sync.upgrades} WS" if sync.upgrades else ""),
+            f"V+E+2 = {v + e + 2}",
+            "<= 8",
+            _ok(sync.requests <= 8),
+        )
+    for key, label in (("cold_get_1", "get 1"), ("cold_get_latest", "get latest")):
+        if key in r:
+            cold = r[key]
+            row(
+                f"cold `storybench-prompts {label}`, realtime on",
+                f"{cold.requests} HTTP + {cold.upgrades} WS",
+                "2",
+                "1 request",
+                _ok(cold.requests <= 1),
+            )
     head = ("event", "measured", "today's formula", f"goal (for W={w})", "")
     widths = [max(len(x[i]) for x in [head, *rows]) for i in range(5)]
     out = [f"V = {v} versions, W = {w} workers (E = {e} evaluation versions)"]
@@ -537,20 +567,27 @@ def _run_v(args: argparse.Namespace, v: int) -> dict[int, dict[str, Any]]:
             ) as admin,
         ):
             once: dict[str, Any] = {"evaluation_versions": seeded.evaluation_versions}
-            env = _cli_env(proxy.url, server.readonly_token, tmp / "sync-mirror")
-            first, _ = bench.cli(proxy, env, "sync", "--all")
-            once["sync_first"] = first
-            once["sync"], _ = bench.cli(proxy, env, "sync", "--all")
-            for key, which in (("cold_get_1", "1"), ("cold_get_latest", "latest")):
-                cold_env = _cli_env(proxy.url, server.readonly_token, tmp / f"{key}-mirror")
-                once[key], _ = bench.cli(proxy, cold_env, "get", which, "--json")
-            print(
-                f"sync --all: first {first.requests} requests, second {once['sync'].requests}; "
-                f"cold get 1: {once['cold_get_1'].requests} HTTP + "
-                f"{once['cold_get_1'].upgrades} WS",
-                flush=True,
-            )
-            for w in args.workers:
+            if "sync" in args.events:
+                env = _cli_env(proxy.url, server.readonly_token, tmp / "sync-mirror")
+                first, _ = bench.cli(proxy, env, "sync", "--all")
+                once["sync_first"] = first
+                once["sync"], _ = bench.cli(proxy, env, "sync", "--all")
+                print(
+                    f"sync --all: first {first.requests} requests, second {once['sync'].requests}",
+                    flush=True,
+                )
+            if "cold_get" in args.events:
+                for key, which in (("cold_get_1", "1"), ("cold_get_latest", "latest")):
+                    cold_env = _cli_env(proxy.url, server.readonly_token, tmp / f"{key}-mirror")
+                    once[key], _ = bench.cli(proxy, cold_env, "get", which, "--json")
+                    print(
+                        f"cold get {which}: {once[key].requests} HTTP + {once[key].upgrades} WS",
+                        flush=True,
+                    )
+            if not set(args.events) & set(WORKER_EVENTS):
+                print(table(v, 0, once, args))
+                results[0] = once
+            for w in args.workers if set(args.events) & set(WORKER_EVENTS) else []:
                 results[w] = _run_w(bench, server, proxy, admin, seeded, w, tmp) | once
                 print()
                 print(table(v, w, results[w], args))
@@ -618,8 +655,13 @@ def _run_w(
             ("restart", lambda: bench.restart(proxy, pool, server, v)),
         ]
         for name, step in steps:
+            if name not in bench.args.events:
+                continue
+            logs, refused = pool.log_marks(), proxy.refused_connections
             out[name] = step()
             m = out[name]
+            m.extra["proxy_refused_connections"] = proxy.refused_connections - refused
+            m.extra["worker_log"] = _distinct(pool.log_since(logs))
             rd = m.readers
             served = ""
             if rd is not None:
@@ -627,10 +669,36 @@ def _run_w(
                     served += f", served in {_s(rd.served_after, bench.args.window)}"
                 served += f", max wait {rd.max_wait * 1000:.0f} ms"
                 served += ", interrupted" if rd.interrupted else ""
+            if m.extra["proxy_refused_connections"]:
+                served += (
+                    f"; proxy could not reach Directus {m.extra['proxy_refused_connections']}x"
+                )
             print(f"  {name}: {_n(m)} requests{served}", flush=True)
+            for line in m.extra["worker_log"]:
+                print(f"    worker log: {line}", flush=True)
     finally:
         pool.stop()
     return out
+
+
+def _distinct(lines: list[str], keep: int = 6) -> list[str]:
+    """Warnings and errors the workers logged, each kind once with its count (hashes, ids and
+    timings left out). Drift notes, which every edit causes, are counted apart."""
+    kinds: dict[str, int] = {}
+    drifts = 0
+    for line in lines:
+        if not line.startswith(("WARNING", "ERROR", "CRITICAL")):
+            continue
+        if "under the same version number" in line:
+            drifts += 1
+            continue
+        kind = re.sub(r"\b[0-9a-f]{16}\b", "H", line)
+        kind = re.sub(r"\d+(\.\d+)?", "N", kind)[:300]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    out = [f"{n} x {k}" for k, n in list(kinds.items())[:keep]]
+    return out + (
+        [f"{drifts} drift notes (content changed under one version number)"] if drifts else []
+    )
 
 
 def _spread(v: int, n: int) -> list[int]:
@@ -646,6 +714,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--window", type=float, default=10.0, help="seconds counted after an edit")
     parser.add_argument("--restart-window", type=float, default=60.0)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--events",
+        nargs="+",
+        choices=EVENTS,
+        default=list(EVENTS),
+        metavar="EVENT",
+        help=f"run only these (of: {' '.join(EVENTS)})",
+    )
     args = parser.parse_args(argv)
     everything: dict[str, Any] = {}
     for v in args.versions:
