@@ -196,6 +196,8 @@ class Readers:
     (None: some never did within the window)."""
     max_wait: float
     interrupted: bool
+    """A reader saw ``status().state == "interrupted"``, or a worker logged an outage (an
+    interruption can be shorter than one read loop: the next answer ends it)."""
     errors: int
     channel_down: bool
     targets: int
@@ -661,8 +663,11 @@ def _run_w(
             out[name] = step()
             m = out[name]
             m.extra["proxy_refused_connections"] = proxy.refused_connections - refused
-            m.extra["worker_log"] = _distinct(pool.log_since(logs))
+            logged = pool.log_since(logs)
+            m.extra["worker_log"] = _distinct(logged)
             rd = m.readers
+            if rd is not None and any(_outage(line) for line in logged):
+                rd.interrupted = True
             served = ""
             if rd is not None:
                 if rd.targets:
@@ -698,6 +703,13 @@ def _distinct(lines: list[str], keep: int = 6) -> list[str]:
     out = [f"{n} x {k}" for k, n in list(kinds.items())[:keep]]
     return out + (
         [f"{drifts} drift notes (content changed under one version number)"] if drifts else []
+    )
+
+
+def _outage(line: str) -> bool:
+    """A worker's log line that says Directus was taken for failing (status interrupted)."""
+    return line.startswith(("WARNING", "ERROR")) and (
+        "unavailable" in line or "interrupted" in line
     )
 
 
