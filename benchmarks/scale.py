@@ -370,7 +370,14 @@ class Bench:
         proxy.wait_quiet(0.5)
         command = [str(Path(sys.executable).with_name("storybench-prompts")), *args]
         start = time.monotonic()
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            command,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=Path(env["STORYBENCH_PROMPTS_MIRROR_DIR"]).parent,  # no stray .env is read
+        )
         end = time.monotonic() + 0.5
         time.sleep(0.5)
         seen = proxy.between(start, end)
@@ -402,7 +409,7 @@ def _cli_env(url: str, token: str, mirror: Path) -> dict[str, str]:
 
 
 def _s(seconds: float | None, window: float) -> str:
-    return f"> {window:g} s (not all)" if seconds is None else f"{seconds:.2f} s"
+    return f"not all, > {window:g} s" if seconds is None else f"{seconds:.2f} s"
 
 
 def _n(m: Measure) -> str:
@@ -533,9 +540,10 @@ def table(v: int, w: int, r: dict[str, Any], args: argparse.Namespace) -> str:
                 "1 request",
                 _ok(cold.requests <= 1),
             )
-    head = ("event", "measured", "today's formula", f"goal (for W={w})", "")
+    head = ("event", "measured", "today's formula", f"goal (for W={w})" if w else "goal", "")
     widths = [max(len(x[i]) for x in [head, *rows]) for i in range(5)]
-    out = [f"V = {v} versions, W = {w} workers (E = {e} evaluation versions)"]
+    workers = f", W = {w} workers" if w else ""
+    out = [f"V = {v} versions{workers} (E = {e} evaluation versions)"]
     for line in [head, tuple("-" * n for n in widths), *rows]:
         out.append("| " + " | ".join(c.ljust(n) for c, n in zip(line, widths, strict=True)) + " |")
     return "\n".join(out)
