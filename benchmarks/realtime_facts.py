@@ -90,7 +90,7 @@ class Facts:
         time.sleep(SETTLE)
         events = self.listener.take()
         body = response.text[:400] if response.content else ""
-        record = {
+        record: dict[str, Any] = {
             "step": name,
             "request": f"{response.request.method} {response.request.url.path}",
             "status": response.status_code,
@@ -387,8 +387,8 @@ def _batched(admin: httpx.Client, f: Facts, repeats: int = 7) -> None:
 
     singles: dict[int, dict[str, Any]] = {}
     for n in range(1, 51):
-        _, rows = read([n])
-        singles[n] = rows[0]
+        _, single = read([n])
+        singles[n] = single[0]
     summary: dict[str, Any] = {"fields": PROMPT_SETS.nested_fields, "deep": PROMPT_SETS.nested_deep}
     for count in (1, 3, 25, 50):
         numbers = list(range(1, count + 1))
@@ -422,6 +422,7 @@ def main(argv: list[str]) -> int:
     server = DirectusServer.start_from(template_db(), realtime=True)
     try:
         seeded = seed(server, 50)
+        ws: WebSocketSession
         with (
             httpx.Client(
                 base_url=server.url,

@@ -103,17 +103,18 @@ async def _run(url: str, token: str, mirror_dir: str, versions: int) -> None:
             changed: dict[str, str] = {}
             slowest = 0.0
             error = None
-            for v in [*watch, None]:
+            reads: list[int | None] = [*watch, None]  # None: latest()
+            for version in reads:
                 t0 = time.monotonic()
                 try:
-                    content = await (repo.latest() if v is None else repo.get(v))
+                    content = await (repo.latest() if version is None else repo.get(version))
                 except Exception as exc:  # reported, never fatal: the reader keeps reading
                     error = f"{type(exc).__name__}: {exc}"[:200]
                     continue
                 finally:
                     slowest = max(slowest, time.monotonic() - t0)
-                if v is not None and served.get(v) != content.config_hash:
-                    served[v] = changed[str(v)] = content.config_hash
+                if version is not None and served.get(version) != content.config_hash:
+                    served[version] = changed[str(version)] = content.config_hash
             channel = repo.channel_status()
             line: dict[str, Any] = {
                 "t": time.monotonic(),
