@@ -23,7 +23,6 @@ from .._events import Event, Hook, Hooks, OriginStatus
 from .._exceptions import ConfigurationError, ContentChangedError, PromptSetNotFoundError
 from ..content.kinds import ContentKind
 from ..content.models import EvaluationSet, VersionedContent, VersionInfo
-from ..content.tracking import touches, versions_named
 from ..mirrors.base import PromptMirror
 from ..mirrors.memory import InMemoryMirror
 from ..ops.sync import SyncResult
@@ -334,30 +333,18 @@ class CachingRepository(Generic[C]):
     ) -> None:
         """Directus reports a change (``rows`` None: anything of this kind may have changed):
         the entries it touches are served marked stale until the next round refetches them."""
-        self._changes.changed()
-        kind = self.kind
-        latest_moved = rows is None
-        named: set[int] = set()
-        if rows is not None and collection == kind.collection:
-            named, latest_moved = versions_named(kind.collection, event, rows)
-            self._entries.forget_not_found(*named)
-        if latest_moved:
+        change = self._changes.changed(collection, event, rows)
+        self._entries.forget_not_found(*change.named)
+        if change.latest_moved:
             self._entries.forget_not_found(LATEST)
         if rows is None:
             self._entries.not_found.clear()
-        parents = kind.parents()
         touched: list[Key] = []
         for key, entry in self._entries.snapshot():
-            hit = (
-                rows is None
-                or key in named
-                or (key == LATEST and latest_moved)
-                or touches(entry.served.directus_keys(), collection or "", event, rows, parents)
-            )
-            if hit:
+            if self._changes.hits(change, key, entry.served):
                 entry.invalidate()
                 touched.append(key)
-        self._revalidation.touched(touched, latest_moved=latest_moved)
+        self._revalidation.touched(touched, latest_moved=change.latest_moved)
 
     def connected(self) -> None:
         """The realtime channel is (again) subscribed: entries fetched before are checked in

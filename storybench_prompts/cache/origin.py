@@ -222,7 +222,7 @@ class OriginFetches(Generic[C]):
         fetched("ok", None)
         self._gate.answered()
         self._answered(key, content, via, started)
-        if generation != self._changes.generation:
+        if self._changes.raced(generation, key, content):
             self._refetch_after(flight, key, content.version)
         return content
 
@@ -327,6 +327,11 @@ class OriginFetches(Generic[C]):
                 self._gate.failed(got)  # noted: the entry is served as it was, marked stale
             else:
                 self._answered(version, got, "realtime", started)
+                if self._changes.raced(generation, version, got):
+                    stored = self._entries.get(version)  # a change arrived during the read
+                    if stored is not None:
+                        stored.invalidate()
+                    again.add(version)
         latest = self._entries.get(LATEST)
         if follows and latest is not None:
             same = found.get(latest.served.version)
@@ -335,8 +340,11 @@ class OriginFetches(Generic[C]):
                 self._entries.store(
                     LATEST, same, fresh_for=self._policy.latest_ttl, now=now, started=started
                 )
-        if generation != self._changes.generation:
-            again.update(versions)  # a change arrived during the read: it may be old already
+                if self._changes.raced(generation, LATEST, same):
+                    stored = self._entries.get(LATEST)
+                    if stored is not None:
+                        stored.invalidate()
+                    again.add(LATEST)
         return again
 
     async def warm(

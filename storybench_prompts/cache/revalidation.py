@@ -106,7 +106,7 @@ class Revalidation(Generic[C]):
     def _checked_since_connect(self) -> None:
         connected = self._connected_at
         for key, entry in self._entries.snapshot():
-            if connected is None or entry.started is None or entry.started < connected:
+            if connected is None or entry.started is None or entry.started <= connected:
                 self._waiting.add(key)
         self._latest_moved = True
 
