@@ -22,14 +22,14 @@ from .entries import LATEST, Key
 if TYPE_CHECKING:
     from ..sources.realtime import ChannelStatus
 
-__all__ = ["Change", "ChangeFeed", "ChangeTracker"]
+__all__ = ["ChangeEvent", "ChangeFeed", "ChangeTracker"]
 
 _KEPT = 512
 """Changes remembered for fetches under way (a fetch older than all of them counts as raced)."""
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
+class ChangeEvent:
     """One change event, as it concerns a kind."""
 
     collection: str | None
@@ -59,18 +59,18 @@ class ChangeTracker:
         self._collections = frozenset(kind.related_collections)
         self._parents = kind.parents()
         self._channel = channel
-        self._log: deque[tuple[int, Change]] = deque(maxlen=_KEPT)
+        self._log: deque[tuple[int, ChangeEvent]] = deque(maxlen=_KEPT)
         self.generation = 0
 
     def changed(
         self, collection: str | None, event: str, rows: list[Mapping[str, Any]] | None
-    ) -> Change:
+    ) -> ChangeEvent:
         """Note a change (``rows`` None: anything of the kind may have changed)."""
         named: set[int] = set()
         latest_moved = rows is None
         if rows is not None and collection == self._kind.collection:
             named, latest_moved = versions_named(collection, event, rows)
-        change = Change(
+        change = ChangeEvent(
             collection,
             event,
             None if rows is None else tuple(rows),
@@ -81,7 +81,7 @@ class ChangeTracker:
         self._log.append((self.generation, change))
         return change
 
-    def hits(self, change: Change, key: Key, content: VersionedContent) -> bool:
+    def hits(self, change: ChangeEvent, key: Key, content: VersionedContent) -> bool:
         """Whether ``change`` touches the entry ``key`` holding ``content``."""
         if change.rows is None:
             return True
