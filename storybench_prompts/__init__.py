@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from ._settings import Settings
     from .cache.drift import Drift
     from .cache.engine import CachingRepository
+    from .cache.pinned import PinnedRun, RunDrift
     from .cache.policy import CachePolicy
     from .cache.stats import Stats
     from .compat.storybench.client import DirectusClient
@@ -89,7 +90,6 @@ if TYPE_CHECKING:
     from .mirrors.mongo import MongoMirror
     from .ops.diff import SetDiff, diff_sets, render_diff
     from .ops.lock import Lock, LockedSet, LockFileError
-    from .ops.pinned import PinnedRun, RunDrift
     from .ops.sync import SyncResult, sync_versions
     from .sources.base import PromptRepository
     from .sources.directus import DirectusSource, DirectusTimeouts
@@ -99,7 +99,7 @@ if TYPE_CHECKING:
     PromptSetNotFound = PromptSetNotFoundError
     SourceUnavailable = SourceUnavailableError
 
-__version__ = "0.3.0"
+from ._version import __version__
 
 # name -> the module that defines it (imported on first access).
 _WHERE: dict[str, str] = {
@@ -185,7 +185,7 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(["SyncResult", "sync_versions"], "ops.sync"),
     **dict.fromkeys(["SetDiff", "diff_sets", "render_diff"], "ops.diff"),
     **dict.fromkeys(["Lock", "LockFileError", "LockedSet"], "ops.lock"),
-    **dict.fromkeys(["PinnedRun", "RunDrift"], "ops.pinned"),
+    **dict.fromkeys(["PinnedRun", "RunDrift"], "cache.pinned"),
     **dict.fromkeys(["BlockingRepository", "blocking"], "_blocking"),
 }
 _ALIASES = {

@@ -31,17 +31,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 if TYPE_CHECKING:
-    from storybench_prompts import (
-        CachingRepository,
-        EvaluationSet,
-        OriginStatus,
-        PromptSet,
-        Settings,
-        Stats,
-        SyncResult,
-        VersionedContent,
-        VersionInfo,
-    )
+    from ._events import OriginStatus
+    from ._settings import Settings
+    from .cache.engine import CachingRepository
+    from .cache.stats import Stats
+    from .content.models import EvaluationSet, PromptSet, VersionedContent, VersionInfo
+    from .ops.sync import SyncResult
 
 __all__ = ["BlockingRepository", "blocking"]
 
@@ -416,7 +411,7 @@ def _blocking(
         return BlockingRepository(factory)
 
     def build() -> CachingRepository[PromptSet]:
-        from storybench_prompts import build_repository
+        from ._compose import build_repository
 
         return build_repository(settings)
 

@@ -43,8 +43,8 @@ from .stats import Stats
 from .withdrawals import WithdrawalLedger
 
 if TYPE_CHECKING:
-    from ..ops.pinned import PinnedRun
     from ..sources.realtime import ChannelStatus
+    from .pinned import PinnedRun
 
 __all__ = ["CachingRepository"]
 
@@ -292,8 +292,8 @@ class CachingRepository(Generic[C]):
     def pinned(self) -> PinnedRun[C]:
         """A pinned run: ``async with repo.pinned() as run:`` serves one content throughout
         (``run.latest()``, ``run.get(v)``, ``run.evaluations``) and records what changed in
-        Directus meanwhile in ``run.drifts`` (see ``ops.pinned``)."""
-        from ..ops.pinned import PinnedRun
+        Directus meanwhile in ``run.drifts`` (see ``cache.pinned``)."""
+        from .pinned import PinnedRun
 
         return PinnedRun(self)
 

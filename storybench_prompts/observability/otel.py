@@ -19,7 +19,6 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Literal
 
-from .. import OriginState, __version__
 from .._events import (
     ChannelChanged,
     ContentChanged,
@@ -28,10 +27,12 @@ from .._events import (
     MirrorWritten,
     OriginAttempt,
     OriginFetched,
+    OriginState,
     Served,
     StateChanged,
 )
 from .._exceptions import ConfigurationError
+from .._version import __version__
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation

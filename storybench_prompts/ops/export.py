@@ -21,23 +21,31 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
 
 from .._exceptions import ConfigurationError, MirrorUnavailableError
+from .._version import __version__
 from ..content.kinds import KINDS, ContentKind
 from ..content.models import VersionedContent
 from ..mirrors import integrity
 from ..mirrors.file import FileMirror
+from ..sources.base import PromptRepository
 from .lock import Lock, LockedSet, _write_atomically, clean_url
 from .locked import keep_in_mirror, resolve_locked
 
-if TYPE_CHECKING:
-    from .._compose import DirectusStack
-
 __all__ = ["MANIFEST", "Manifest", "export_snapshot"]
+
+C = TypeVar("C", bound=VersionedContent)
+
+
+class Repositories(Protocol):
+    """Where the sets are read from: a repository per kind (``DirectusStack`` is one)."""
+
+    def repository(self, kind: ContentKind[C]) -> PromptRepository[C]: ...
+
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -106,7 +114,7 @@ def _discard(staging: Path) -> None:
 
 
 async def export_snapshot(
-    stack: DirectusStack,
+    stack: Repositories,
     directory: str | os.PathLike[str],
     *,
     lock: Lock | None = None,
@@ -134,13 +142,12 @@ async def export_snapshot(
 
 
 async def _export(
-    stack: DirectusStack,
+    stack: Repositories,
     directory: Path,
     lock: Lock | None,
     directus_url: str | None,
     offline: bool,
 ) -> Manifest:
-    from .. import __version__
 
     exported: dict[str, tuple[LockedSet, ...]] = {}
     for kind in KINDS.values():

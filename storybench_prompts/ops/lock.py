@@ -21,13 +21,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
-from storybench_prompts import EvaluationSet, PromptSet, VersionedContent
-from storybench_prompts._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError
+from .._version import __version__
+from ..content.kinds import KINDS, kind_of
+from ..content.models import EvaluationSet, PromptSet, VersionedContent
 
 if TYPE_CHECKING:
-    from storybench_prompts.content.kinds import ContentKind
+    from ..content.kinds import ContentKind
 
 __all__ = ["KNOWN_FORMATS", "Lock", "LockFileError", "LockedSet", "clean_url"]
+
+
+def _ensure_kind(content: object, lock_key: str) -> None:
+    """TypeError unless ``content`` is of the kind a lock keeps under ``lock_key``."""
+    try:
+        key = kind_of(content).lock_key  # type: ignore[arg-type]
+    except TypeError:
+        key = None
+    if key != lock_key:
+        wanted = next(k.model.__name__ for k in KINDS.values() if k.lock_key == lock_key)
+        article = "an" if wanted[0] in "AEIOU" else "a"
+        raise TypeError(f"{lock_key} must be {article} {wanted}, not {type(content).__name__}")
+
 
 KNOWN_FORMATS = (1,)
 """The lockfile formats this version reads and writes (it writes the last)."""
@@ -104,14 +119,9 @@ class Lock:
         created_at: datetime | None = None,
     ) -> Self:
         """The lock of sets as they were served (``created_at`` defaults to now, in UTC)."""
-        if not isinstance(prompt_set, PromptSet):
-            raise TypeError(f"prompt_set must be a PromptSet, not {type(prompt_set).__name__}")
-        if evaluation_set is not None and not isinstance(evaluation_set, EvaluationSet):
-            raise TypeError(
-                f"evaluation_set must be an EvaluationSet, not {type(evaluation_set).__name__}"
-            )
-        from storybench_prompts import __version__
-
+        _ensure_kind(prompt_set, "prompt_set")
+        if evaluation_set is not None:
+            _ensure_kind(evaluation_set, "evaluation_set")
         return cls(
             prompt_set=LockedSet.of(prompt_set),
             evaluation_set=LockedSet.of(evaluation_set) if evaluation_set is not None else None,

@@ -26,10 +26,10 @@ import anyio
 from .._events import ContentChanged, Event, OriginFetched, Served
 from .._exceptions import ConfigurationError, StorybenchPromptsError
 from ..content.models import EvaluationSet, VersionedContent
-from .lock import Lock, clean_url
+from ..ops.lock import Lock, clean_url
 
 if TYPE_CHECKING:
-    from ..cache.engine import CachingRepository
+    from .engine import CachingRepository
 
 __all__ = ["PinnedRun", "RunDrift"]
 

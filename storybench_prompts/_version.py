@@ -1,0 +1,3 @@
+"""The one version number: the package, its metadata and ``--version`` read it."""
+
+__version__ = "0.3.0"
