@@ -27,20 +27,15 @@ from ..mirrors.base import PromptMirror
 from ..mirrors.memory import InMemoryMirror
 from ..ops.sync import SyncResult
 from ..sources.base import PromptRepository
-from .changes import ChangeFeed, ChangeTracker
-from .drift import Drift, DriftLog
-from .entries import LATEST, EntryTable, Key
-from .fallback import Copies
+from .changes import ChangeFeed
+from .drift import Drift
+from .entries import LATEST, Key
 from .listing import list_versions
-from .mirror_io import MirrorIO
-from .origin import OriginFetches
 from .outage import OriginHealth, OutageGate, ProbeSchedule
+from .pieces import assemble
 from .policy import CachePolicy
-from .read_path import ReadPath
-from .revalidation import Revalidation
 from .stack import Stack
 from .stats import Stats
-from .withdrawals import WithdrawalLedger
 
 if TYPE_CHECKING:
     from ..sources.realtime import ChannelStatus
@@ -127,69 +122,28 @@ class CachingRepository(Generic[C]):
         self._gate = stack.gate
         self._clock = clock
         self._sleep = sleep
-        self._stats = Stats()
-        self._entries: EntryTable[C] = EntryTable(policy, clock)
-        self._cache = self._entries.entries  # the hit path reads it directly
-        self._changes = ChangeTracker(self.kind, lambda: stack.channel)
-        self._mirror_io: MirrorIO[C] | None = (
-            MirrorIO(
-                mirror, kind=self.kind, timeout=policy.mirror_timeout, sleep=sleep, emit=self._emit
-            )
-            if mirror is not None
-            else None
-        )
-        self._drift = DriftLog(self.kind, self._emit)
-        self._ledger: WithdrawalLedger[C] = WithdrawalLedger()
-        self._origin: OriginFetches[C] = OriginFetches(
+        pieces = assemble(
             origin,
+            mirror,
             kind=self.kind,
             policy=policy,
-            clock=clock,
-            entries=self._entries,
-            ledger=self._ledger,
-            mirror=self._mirror_io,
-            drift=self._drift,
-            changes=self._changes,
-            stack=stack,
-            emit=self._emit,
-            sleep=sleep,
-        )
-        self._copies: Copies[C] = Copies(
-            kind=self.kind,
-            entries=self._entries,
-            ledger=self._ledger,
-            mirror=self._mirror_io,
-            stack=stack,
-            clock=clock,
-            withdraw_above=self._origin.withdraw_above,
-        )
-        self._read: ReadPath[C] = ReadPath(
-            kind=self.kind,
-            policy=policy,
-            clock=clock,
-            sleep=sleep,
-            entries=self._entries,
-            changes=self._changes,
-            gate=self._gate,
-            origin=self._origin,
-            copies=self._copies,
-            mirror=self._mirror_io,
-            stats=self._stats,
-            emit=self._emit,
-        )
-        self._revalidation: Revalidation[C] = Revalidation(
-            entries=self._entries,
-            refetch=self._origin.refetch,
-            stack=stack,
             clock=clock,
             sleep=sleep,
             rand=rand,
+            stack=stack,
+            emit=self._emit,
         )
-        self._origin.raced = self._revalidation.touched
-        # A changed entry is served at once while its round waits or its refetch runs.
-        self._read.revalidating = lambda key: (
-            self._revalidation.is_pending(key) or self._origin.in_flight(key)
-        )
+        self._stats = pieces.stats
+        self._entries = pieces.entries
+        self._cache = self._entries.entries  # the hit path reads it directly
+        self._changes = pieces.changes
+        self._mirror_io = pieces.mirror_io
+        self._drift = pieces.drift
+        self._ledger = pieces.ledger
+        self._origin = pieces.origin
+        self._copies = pieces.copies
+        self._read = pieces.read
+        self._revalidation = pieces.revalidation
         closing: list[Any] = [origin] if close_origin else []
         if mirror is not None and close_mirror:
             closing.append(mirror)
