@@ -5,7 +5,8 @@ import pytest
 
 from storybench_prompts import PROMPT_SETS, DirectusSource, InMemoryMirror, MirrorUnavailableError
 from storybench_prompts.content.kinds import EVALUATION_SETS
-from storybench_prompts.ops.checks import compare_versions, run_checks
+from storybench_prompts.ops.checks import run_checks
+from storybench_prompts.ops.compare import compare_versions
 from tests.factories import flat_set
 
 pytestmark = [pytest.mark.anyio, pytest.mark.directus]

@@ -34,12 +34,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import re
 import time
-import uuid
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -50,15 +48,16 @@ import anyio.to_thread
 import platformdirs
 
 from .._exceptions import (
-    InvalidPromptSetError,
     MirrorCorruptError,
     MirrorUnavailableError,
     PromptSetNotFoundError,
 )
 from ..content.kinds import ContentKind
-from ..content.models import Provenance, VersionedContent, VersionInfo
+from ..content.models import VersionedContent, VersionInfo
 from . import integrity
 from .base import SaveOutcome
+from .file_codec import decode, document_of, encode
+from .file_io import probe_writable, read_document, write_file
 
 __all__ = ["FileMirror", "default_mirror_dir", "mirror_key"]
 
@@ -67,7 +66,6 @@ logger = logging.getLogger(__name__)
 C = TypeVar("C", bound=VersionedContent)
 D = TypeVar("D", bound=VersionedContent)
 
-SCHEMA_VERSION = 2
 RECORDS_DIR = "by-hash"
 _HASH_RE = re.compile(r"^[0-9a-f]{16}$")
 
@@ -109,7 +107,6 @@ class FileMirror(Generic[C]):
         self.directory = Path(directory) if directory is not None else default_mirror_dir()
         self.kind: ContentKind[C] = kind
         self._file_re = re.compile(rf"^{re.escape(kind.file_prefix)}-v(\d+)\.json$")
-        self._member = kind.file_key
 
     def for_kind(self, kind: ContentKind[D]) -> FileMirror[D]:
         """A mirror of ``kind`` in the same directory (its own file names)."""
@@ -163,57 +160,13 @@ class FileMirror(Generic[C]):
         found = (self._file_re.match(n) for n in names)
         return sorted(int(m.group(1)) for m in found if m)
 
-    async def _read_document(self, path: Path) -> dict[str, Any] | None:
-        try:
-            raw = await anyio.to_thread.run_sync(path.read_bytes, abandon_on_cancel=True)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise MirrorUnavailableError(f"cannot read {path}: {exc}") from exc
-        try:
-            document = json.loads(raw)
-        except (ValueError, RecursionError) as exc:
-            raise MirrorCorruptError(
-                f"{path} is not valid JSON ({exc}); it will not be served", location=str(path)
-            ) from exc
-        if not isinstance(document, dict):
-            raise MirrorCorruptError(f"{path} does not hold an object", location=str(path))
-        return document
-
-    def _decode(self, path: Path, document: dict[str, Any]) -> C:
-        member = document.get(self._member)
-        if not isinstance(member, dict):
-            raise MirrorCorruptError(
-                f"{path} lacks the {self._member!r} member", location=str(path)
-            )
-        try:
-            content = self.kind.from_storybench(member, context=str(path))
-        except InvalidPromptSetError as exc:
-            raise MirrorCorruptError(
-                f"{path} holds an invalid {self.kind.noun}: {exc}", location=str(path)
-            ) from exc
-        # The content was rebuilt from the file, so its hash is computed afresh: a re-hash.
-        if document.get("config_hash") != content.config_hash or document.get(
-            "content_hash"
-        ) not in (None, content.content_hash):
-            raise integrity.mismatch(str(path), document.get("config_hash"), content.config_hash)
-        fetched_at = document.get("fetched_at")
-        fetched = float(fetched_at) if isinstance(fetched_at, int | float) else time.time()
-        return content.with_provenance(
-            Provenance(
-                source="mirror",
-                origin=str(document.get("origin", "directus")),
-                fetched_at_epoch=fetched,
-            )
-        )
-
     async def _snapshot(self, version: int) -> tuple[C, dict[str, Any]] | None:
         """The decoded snapshot of a version and its document (withdrawn or not), or None."""
         path = self.path_for(version)
-        document = await self._read_document(path)
+        document = await read_document(path)
         if document is None:
             return None
-        content = self._decode(path, document)
+        content = decode(self.kind, path, document)
         if content.version != version:
             raise MirrorCorruptError(
                 f"{path} holds version {content.version}, not {version}", location=str(path)
@@ -287,10 +240,10 @@ class FileMirror(Generic[C]):
     async def _record(self, path: Path, config_hash: str) -> C | None:
         """The content of a record, None when absent, :class:`MirrorCorruptError` when it does
         not decode to exactly ``config_hash``."""
-        document = await self._read_document(path)
+        document = await read_document(path)
         if document is None:
             return None
-        content = self._decode(path, document)
+        content = decode(self.kind, path, document)
         if content.config_hash != config_hash:
             raise integrity.mismatch(str(path), config_hash, content.config_hash)
         return content
@@ -329,42 +282,13 @@ class FileMirror(Generic[C]):
         # Snapshots written before records existed (schema 1) still count.
         for version in await self._stored_versions():
             with contextlib.suppress(MirrorCorruptError):
-                document = await self._read_document(self.path_for(version))
+                document = await read_document(self.path_for(version))
                 stored = document.get("config_hash") if document else None
                 if isinstance(stored, str) and _HASH_RE.match(stored) and stored.startswith(prefix):
                     found.add(stored)
         return sorted(found)
 
     # -- writing ---------------------------------------------------------------------------
-
-    def _document(self, content: C, *, withdrawn_at: float | None) -> dict[str, Any]:
-        provenance = content.provenance
-        document: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "kind": self.kind.name,
-            "config_hash": content.config_hash,
-            "content_hash": content.content_hash,
-            "origin": provenance.origin if provenance else "directus",
-            "fetched_at": provenance.fetched_at_epoch if provenance else time.time(),
-            "saved_at": time.time(),
-        }
-        if withdrawn_at is not None:
-            document["withdrawn_at"] = withdrawn_at
-        document[self._member] = {
-            **content.to_storybench(),
-            "version_name": content.version_name,
-            "published_at": content.published_at.isoformat() if content.published_at else None,
-        }
-        return document
-
-    @staticmethod
-    def _encode(path: Path, document: dict[str, Any]) -> bytes:
-        try:
-            return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
-        except ValueError as exc:  # UnicodeEncodeError (a lone surrogate) is a ValueError
-            raise MirrorUnavailableError(
-                f"cannot write {path}: the content cannot be stored as JSON text: {exc}"
-            ) from None
 
     async def save(self, content: C) -> SaveOutcome:
         """Record the content by hash, then make it the version's current snapshot."""
@@ -377,7 +301,7 @@ class FileMirror(Generic[C]):
         except MirrorCorruptError:
             intact = False  # damaged on disk: this very content replaces it, whole
         if not intact:
-            encoded = self._encode(record, self._document(content, withdrawn_at=None))
+            encoded = encode(record, document_of(self.kind, content, withdrawn_at=None))
             await self._write(record, encoded, replace=record.exists())
         path = self.path_for(content.version)
         previous: str | None
@@ -395,13 +319,13 @@ class FileMirror(Generic[C]):
             return "unchanged"  # recorded; only Directus can publish the version again
         if previous == content.config_hash and not withdrawn:
             return "unchanged"
-        document = self._document(content, withdrawn_at=None)
-        await self._write(path, self._encode(path, document), replace=True)
+        document = document_of(self.kind, content, withdrawn_at=None)
+        await self._write(path, encode(path, document), replace=True)
         return "new" if previous is None or withdrawn else "updated"
 
     async def _write(self, path: Path, data: bytes, *, replace: bool = False) -> None:
         try:
-            await anyio.to_thread.run_sync(_write_file, path, data, replace)
+            await anyio.to_thread.run_sync(write_file, path, data, replace)
         except (OSError, ValueError) as exc:
             raise MirrorUnavailableError(f"cannot write {path}: {exc}") from exc
 
@@ -416,7 +340,7 @@ class FileMirror(Generic[C]):
             return False
         document = {**found[1], "withdrawn_at": time.time()}
         path = self.path_for(version)
-        await self._write(path, self._encode(path, document), replace=True)
+        await self._write(path, encode(path, document), replace=True)
         return True
 
     async def activate(self, version: int, *, only_if_none: bool = False) -> None:
@@ -425,54 +349,8 @@ class FileMirror(Generic[C]):
 
     async def check_writable(self) -> None:
         try:
-            await anyio.to_thread.run_sync(_probe, self.directory)
+            await anyio.to_thread.run_sync(probe_writable, self.directory)
         except OSError as exc:
             raise MirrorUnavailableError(
                 f"the file mirror {self.directory} is not writable: {exc}"
             ) from exc
-
-
-def _write_file(path: Path, data: bytes, replace: bool) -> None:
-    """Write ``path`` atomically; without ``replace``, only if it does not exist yet.
-
-    Runs whole in a worker thread: nothing here can be interrupted half-way by a cancelled
-    caller, and the temporary file is removed whatever happens.
-    """
-    if not replace and path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if replace:
-            os.replace(tmp, path)
-        else:
-            # link() never overwrites: of two writers of one record, the first one stays.
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def _probe(directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    probe = directory / f".write-probe-{uuid.uuid4().hex}"
-    try:
-        probe.write_bytes(b"ok")
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            probe.unlink()
-
-
-def _fsync_dir(directory: Path) -> None:
-    # The rename is durable only once the directory entry is on disk.
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

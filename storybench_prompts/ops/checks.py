@@ -1,6 +1,6 @@
-"""Operator tasks built on the repository pieces: comparing Directus with the mirror, and
-checking that every part of the stack works, for any content kind. The CLI prints what these
-return."""
+"""Checking that every part of the stack works, for any content kind: Directus, its schema,
+the content, the mirror and realtime (``storybench-prompts check`` prints what these return).
+Comparing Directus's versions with the mirror's copies is ``compare``."""
 
 from __future__ import annotations
 
@@ -8,169 +8,33 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import Any, Literal, TypeVar
 
 import anyio
 
 from .._exceptions import (
-    DirectusAuthenticationError,
     DirectusForbiddenError,
     DirectusTimeoutError,
     InvalidPromptSetError,
     PromptSetNotFoundError,
-    SourceUnavailableError,
     StorybenchPromptsError,
 )
-from ..content.models import VersionedContent, VersionInfo
+from ..content.models import VersionedContent
 from ..mirrors.base import PromptMirror
 from ..sources.base import PromptRepository
 from ..sources.directus import DirectusSource
+from .compare import answered_within, first_line, refusal
 
 __all__ = [
-    "NEEDS_ATTENTION",
     "CheckResult",
-    "VersionComparison",
     "check_content",
     "check_schema",
-    "compare_versions",
     "describe_mirror",
     "run_checks",
 ]
 
 C = TypeVar("C", bound=VersionedContent)
 T = TypeVar("T")
-
-
-VersionState = Literal[
-    "same", "missing", "differs", "mirror_only", "withdrawn", "refused", "unknown", "unverified"
-]
-"""``same``/``missing``/``differs``: a published version beside the mirror's copy;
-``mirror_only``: held by the mirror, not published; ``withdrawn``: kept by the mirror as a
-record only; ``refused``: Directus's content breaks the rules; ``unknown``: Directus failed for
-that version; ``unverified``: Directus gave no listing, so the mirror's copy was not compared."""
-
-NEEDS_ATTENTION: frozenset[str] = frozenset(
-    {"missing", "differs", "refused", "unknown", "unverified"}
-)
-"""The states ``versions`` exits 1 for."""
-
-
-@dataclass(frozen=True, slots=True)
-class VersionComparison:
-    version: int
-    version_name: str | None
-    directus_hash: str | None
-    mirror_hash: str | None
-    state: VersionState
-    error: str | None = None
-
-
-async def _answer(call: Awaitable[T], within: float | None, what: str) -> T:
-    """``await call``, or :class:`DirectusTimeoutError` after ``within`` seconds."""
-    if within is None:
-        return await call
-    with anyio.move_on_after(within) as scope:
-        return await call
-    assert scope.cancelled_caught
-    raise DirectusTimeoutError(f"Directus did not answer {what} within {within:g} s")
-
-
-def _refusal(exc: InvalidPromptSetError) -> str:
-    if not exc.problems:
-        return _first_line(exc)
-    more = len(exc.problems) - 1
-    return str(exc.problems[0]) + (f" (and {more} more problem(s))" if more else "")
-
-
-async def _withdrawn(mirror: PromptMirror[Any]) -> list[VersionInfo]:
-    listing = getattr(mirror, "withdrawn_versions", None)
-    if listing is None:
-        return []
-    found: list[VersionInfo] = await listing()
-    return found
-
-
-async def compare_versions(
-    source: PromptRepository[C],
-    mirror: PromptMirror[C],
-    *,
-    concurrency: int = 4,
-    answer_within: float | None = None,
-    fall_back_to_mirror: bool = False,
-) -> list[VersionComparison]:
-    """Every published version of the source beside the mirror's copy, plus mirror-only and
-    withdrawn ones.
-
-    Works for any kind: the source and the mirror carry it. ``answer_within`` bounds each answer
-    awaited from the source (the listing, each version); a version that fails to load is
-    ``unknown``, one whose content is refused ``refused``. Raises when the source cannot list
-    its versions, unless ``fall_back_to_mirror``: then an outage (no answer in time, refused,
-    5xx...) gives the mirror's side, each row ``unverified`` with the reason. A rejected token
-    always raises: it is a misconfiguration, not an outage.
-    """
-    mirrored = {info.version: info for info in await mirror.versions()}
-    withdrawn = {info.version: info for info in await _withdrawn(mirror)}
-    noun = getattr(getattr(source, "kind", None), "noun", "set")
-    try:
-        published = await _answer(
-            source.versions(), answer_within, f"the list of published {noun}s"
-        )
-    except SourceUnavailableError as exc:
-        if not fall_back_to_mirror or isinstance(exc, DirectusAuthenticationError):
-            raise
-        reason = _first_line(exc)
-        rows = [
-            VersionComparison(v, i.version_name, None, i.config_hash, "unverified", reason)
-            for v, i in mirrored.items()
-        ]
-        rows += [
-            VersionComparison(v, i.version_name, None, i.config_hash, "withdrawn")
-            for v, i in withdrawn.items()
-            if v not in mirrored
-        ]
-        return sorted(rows, key=lambda r: r.version)
-    limiter = anyio.CapacityLimiter(concurrency)
-    rows_by_version: dict[int, VersionComparison] = {}
-
-    async def compare(info: VersionInfo) -> None:
-        mirror_hash = mirrored[info.version].config_hash if info.version in mirrored else None
-        row = partial(VersionComparison, info.version, info.version_name)
-        try:
-            async with limiter:
-                served = await _answer(
-                    source.get(info.version), answer_within, f"{noun} version {info.version}"
-                )
-        except InvalidPromptSetError as exc:
-            rows_by_version[info.version] = row(None, mirror_hash, "refused", _refusal(exc))
-            return
-        except StorybenchPromptsError as exc:
-            rows_by_version[info.version] = row(None, mirror_hash, "unknown", _first_line(exc))
-            return
-        directus_hash = served.config_hash
-        state: VersionState = (
-            "missing"
-            if mirror_hash is None
-            else "same"
-            if mirror_hash == directus_hash
-            else "differs"
-        )
-        rows_by_version[info.version] = row(directus_hash, mirror_hash, state)
-
-    async with anyio.create_task_group() as tg:
-        for info in published:
-            tg.start_soon(compare, info)
-    for version, info in mirrored.items():
-        if version not in rows_by_version:
-            rows_by_version[version] = VersionComparison(
-                version, info.version_name, None, info.config_hash, "mirror_only"
-            )
-    for version, info in withdrawn.items():
-        if version not in rows_by_version:
-            rows_by_version[version] = VersionComparison(
-                version, info.version_name, None, info.config_hash, "withdrawn"
-            )
-    return [rows_by_version[v] for v in sorted(rows_by_version)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,11 +56,6 @@ class _CheckFailed(StorybenchPromptsError):
     pass
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc)
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 async def _check(
     name: str, probe: Callable[[], Awaitable[str]], kind: str | None = None
 ) -> CheckResult:
@@ -206,7 +65,7 @@ async def _check(
     except StorybenchPromptsError as exc:
         seconds = time.monotonic() - started
         error = None if isinstance(exc, _CheckFailed) else exc
-        return CheckResult(name, False, _first_line(exc), kind, seconds=seconds, error=error)
+        return CheckResult(name, False, first_line(exc), kind, seconds=seconds, error=error)
     return CheckResult(name, True, detail, kind, seconds=time.monotonic() - started)
 
 
@@ -411,10 +270,12 @@ async def _kind_checks(
         compared = ""
         if directus.failure is None:
             try:
-                latest = await _answer(source.latest(), directus.timeout, f"the latest {kind.noun}")
+                latest = await answered_within(
+                    source.latest(), directus.timeout, f"the latest {kind.noun}"
+                )
             except DirectusTimeoutError as exc:
                 directus.failure = f"Directus did not answer within {directus.timeout:g} s"
-                compared = f" (not compared with Directus: {_first_line(exc)})"
+                compared = f" (not compared with Directus: {first_line(exc)})"
             else:
                 if latest.version not in {info.version for info in stored}:
                     raise _CheckFailed(
@@ -463,7 +324,7 @@ async def check_content(source: PromptRepository[Any], *, concurrency: int = 4) 
             f"; also refused: {', '.join(f'v{v}' for v in versions[1:])}" if versions[1:] else ""
         )
         raise _CheckFailed(
-            f"published {noun} v{first} is refused: {_refusal(refused[first])}{others}"
+            f"published {noun} v{first} is refused: {refusal(refused[first])}{others}"
         )
     return f"{len(published)} published version(s) pass the content rules"
 

@@ -27,13 +27,14 @@ import anyio
 import anyio.to_thread
 
 from .._exceptions import ConfigurationError, MirrorUnavailableError
+from .._files import write_atomically
 from .._version import __version__
 from ..content.kinds import KINDS, ContentKind
 from ..content.models import VersionedContent
 from ..mirrors import integrity
 from ..mirrors.file import FileMirror
 from ..sources.base import PromptRepository
-from .lock import Lock, LockedSet, _write_atomically, clean_url
+from .lock import Lock, LockedSet, clean_url
 from .locked import keep_in_mirror, resolve_locked
 
 __all__ = ["MANIFEST", "Manifest", "export_snapshot"]
@@ -75,7 +76,7 @@ class Manifest:
     def dump(self, path: str | os.PathLike[str]) -> None:
         data = (json.dumps(self.as_json(), indent=2, ensure_ascii=False) + "\n").encode()
         try:
-            _write_atomically(Path(path), data)
+            write_atomically(Path(path), data, keep_mode=True)
         except OSError as exc:
             raise MirrorUnavailableError(f"cannot write {path}: {exc.strerror or exc}") from exc
 

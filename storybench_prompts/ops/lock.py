@@ -8,12 +8,9 @@ the problem, rather than letting a run go ahead against the wrong prompts.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import stat
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit, urlunsplit
 
 from .._exceptions import ConfigurationError
+from .._files import write_atomically
 from .._version import __version__
 from ..content.kinds import KINDS, kind_of
 from ..content.models import EvaluationSet, PromptSet, VersionedContent
@@ -159,7 +157,7 @@ class Lock:
         target = Path(path)
         data = (json.dumps(self.as_json(), indent=2, ensure_ascii=False) + "\n").encode()
         try:
-            _write_atomically(target, data)
+            write_atomically(target, data, keep_mode=True)
         except OSError as exc:
             raise LockFileError(target, f"cannot be written: {_os_reason(exc)}") from exc
 
@@ -340,38 +338,3 @@ def _os_reason(exc: OSError) -> str:
 
 
 # -- writing ----------------------------------------------------------------------------------
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    """Temporary file in the target's directory, fsync, rename over the target, fsync the dir."""
-    directory = target.parent
-    try:
-        mode = stat.S_IMODE(target.stat().st_mode)
-    except FileNotFoundError:
-        mode = 0o644
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            os.fchmod(file.fileno(), mode)
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # The rename is durable once the directory is; not every platform can open one.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
