@@ -1,30 +1,11 @@
 """Directus realtime: a WebSocket that says which items changed, so caches need not wait for TTLs.
 
-Directus (11+, ``WEBSOCKETS_ENABLED=true``) serves a WebSocket at ``/websocket`` on its own
-URL. The conversation, as Directus 12.4 holds it:
-
-1. the client's first message authenticates: ``{"type": "auth", "access_token": TOKEN}``;
-   Directus answers ``{"type": "auth", "status": "ok"}`` or an ``error`` (``AUTH_FAILED`` for a
-   wrong token) and then closes;
-2. one ``{"type": "subscribe", "collection": C, "uid": C, "query": {"fields": ["id"]}}`` per
-   collection; Directus first answers ``{"type": "subscription", "event": "init", ...}`` with
-   every id the token may read, or ``{"type": "subscribe", "status": "error", "uid": C}`` for a
-   collection it does not have or the token may not read;
-3. then one message per change: ``{"type": "subscription", "event": "create" | "update" |
-   "delete", "uid": C, "data": ...}``. ``create``/``update`` carry ``[{"id": 1}]`` (the query's
-   fields); ``delete`` carries the keys alone, as strings (``["78"]``);
-4. with its heartbeat on (the default, every 30 s) Directus sends ``{"type": "ping"}`` and closes
-   a connection that has not answered ``{"type": "pong"}`` by the next beat.
-
-A Directus with realtime off answers the upgrade with 404 ``ROUTE_NOT_FOUND``. A read-only
-token is enough for all of the above. The event arrives within about a millisecond of the
-change's REST response on loopback.
-
-:class:`RealtimeChannel` holds that conversation for its owner (the caching repository, the
-``watch`` command): it reports changes through ``on_change`` and every (re)connection through
-``on_connected`` (changes made while the socket was down are not replayed by Directus, so the
-owner revalidates everything once then). It never polls: while the socket is up nothing goes to
-Directus but pongs, and a WebSocket ping only after a long silence.
+:class:`RealtimeChannel` holds the conversation (``realtime_messages`` describes it) for its
+owner, the stack or the ``watch`` command: it reports each change with its rows through
+``on_rows`` (or ``on_change``) and every (re)connection through ``on_connected`` (Directus does
+not replay the changes made while the socket was down, so the owner checks what it holds
+then). It never polls: while the socket is up nothing goes to Directus but pongs, and a
+WebSocket ping only after a long silence.
 """
 
 from __future__ import annotations

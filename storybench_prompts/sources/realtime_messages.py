@@ -1,5 +1,25 @@
 """Directus's realtime messages: one connection's end, sending and receiving JSON frames,
-reading an event's item keys, and saying why a connection failed (never with the token)."""
+reading an event's rows, and saying why a connection failed (never with the token).
+
+Directus (11+, ``WEBSOCKETS_ENABLED=true``) serves a WebSocket at ``/websocket`` on its own
+URL. The conversation, as Directus 12.4 holds it:
+
+1. the client's first message authenticates: ``{"type": "auth", "access_token": TOKEN}``;
+   Directus answers ``{"type": "auth", "status": "ok"}`` or an ``error`` (``AUTH_FAILED`` for a
+   wrong token) and then closes;
+2. one ``{"type": "subscribe", "collection": C, "uid": C, "query": {"fields": [...]}}`` per
+   collection; Directus first answers ``{"type": "subscription", "event": "init", ...}``, or
+   ``{"type": "subscribe", "status": "error", "uid": C}`` for a collection it does not have or
+   the token may not read;
+3. then one message per change: ``{"type": "subscription", "event": "create" | "update" |
+   "delete", "uid": C, "data": ...}``. ``create``/``update`` carry the rows with the query's
+   fields (a foreign key as its bare key); ``delete`` carries the keys alone, as strings;
+4. with its heartbeat on (every 30 s by default) Directus sends ``{"type": "ping"}`` and closes
+   a connection that has not answered ``{"type": "pong"}`` by the next beat.
+
+A Directus with realtime off answers the upgrade with 404 ``ROUTE_NOT_FOUND``. A read-only
+token is enough for all of the above.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +41,7 @@ __all__ = [
     "describe_failure",
     "error_code",
     "event_ids",
+    "event_rows",
     "receive",
     "send",
     "upgrade_refused",

@@ -1,17 +1,16 @@
 """The MongoDB mirror, in storybench's own document shape (PyMongo async; motor accepted).
 
 The documents and their rules are ``codec``'s, which set is active is ``activation``'s, the
-indexes are ``indexes``'s; this module reads and writes. ``docs/architecture.md`` describes
+indexes are ``indexes``'s, reading is ``reader``'s and saving ``writer``'s; this module
+connects and composes them. ``docs/architecture.md`` describes
 the document shape, content addressing and the activation invariant.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import time
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
@@ -28,7 +27,6 @@ from ..._defaults import (
 from ..._defaults import DEFAULT_MONGO_CONNECT_TIMEOUT as DEFAULT_CONNECT_TIMEOUT
 from ..._exceptions import (
     ConfigurationError,
-    MirrorCorruptError,
     PromptSetNotFoundError,
 )
 from ..._redact import redact_uri
@@ -36,9 +34,10 @@ from ...content.kinds import ContentKind
 from ...content.models import VersionedContent, VersionInfo
 from ..base import SaveOutcome
 from .activation import RANK, ActiveSet
-from .codec import COPY_ORDER, SERVED, Codec, Pick
+from .codec import Codec, Pick
 from .errors import map_pymongo_errors
 from .indexes import Indexes
+from .reader import Reader
 from .writer import Writer
 
 __all__ = ["MongoMirror"]
@@ -99,6 +98,7 @@ class MongoMirror(Generic[C]):
             self._db = self._client[database_name]
         self._collection = self._db[collection_name or kind.mongo_collection]
         self._codec: Codec[C] = Codec(kind, self._where, self._collection.name)
+        self._reader: Reader[C] = Reader(self._collection, self._codec, kind, self._errors)
         self.indexes = Indexes(self._db, self._collection, self._errors)
         self.active_set: ActiveSet[C] = ActiveSet(
             self._db,
@@ -106,7 +106,7 @@ class MongoMirror(Generic[C]):
             self._codec,
             errors=self._errors,
             current=self._current,
-            find=self._find,
+            find=self._reader.find,
         )
         self._writer: Writer[C] = Writer(
             self._collection,
@@ -114,7 +114,7 @@ class MongoMirror(Generic[C]):
             where=self._where,
             errors=self._errors,
             current=self._current,
-            find=self._find,
+            find=self._reader.find,
             reconcile=self.active_set.reconcile,
         )
 
@@ -152,22 +152,12 @@ class MongoMirror(Generic[C]):
     def _errors(self, what: str) -> contextlib.AbstractContextManager[None]:
         return map_pymongo_errors(what, self._where)
 
-    async def _find(
-        self,
-        query: Mapping[str, Any],
-        sort: Sequence[tuple[str, int]],
-        projection: Mapping[str, Any] | None = None,
-    ) -> list[dict[str, Any]]:
-        return [d async for d in self._collection.find(query, projection, sort=sort)]
-
     async def ensure_indexes(self) -> None:
         """Build the (non-unique) indexes once (see ``indexes``)."""
         await self.indexes.ensure()
 
     async def _current(self, version: int) -> Pick[C]:
-        with self._errors(f"reading version {version}"):
-            documents = await self._find({"version": int(version)}, COPY_ORDER)
-        return self._codec.pick(documents)
+        return await self._reader.current(version)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -179,45 +169,8 @@ class MongoMirror(Generic[C]):
             raise pick.corrupt[0]
         raise self._codec.not_served(version, pick)
 
-    async def _servable_by_version(
-        self, direction: int, *, stop_at_first: bool, raise_corrupt: bool
-    ) -> list[C]:
-        """The current copy of each served version, in version order; corrupt ones skipped.
-
-        ``raise_corrupt``: a version whose copies all fail raises instead of being skipped.
-        """
-        out: list[C] = []
-        group: list[dict[str, Any]] = []
-
-        def close_group() -> bool:
-            if not group:
-                return False
-            pick = self._codec.pick(group)
-            group.clear()
-            if pick.content is not None:
-                out.append(pick.content)
-                return stop_at_first
-            if pick.corrupt and raise_corrupt:
-                raise pick.corrupt[0]
-            return False
-
-        with self._errors(f"listing {self.kind.noun}s"):
-            cursor = self._collection.find(SERVED, sort=[("version", direction), *COPY_ORDER])
-            try:
-                async for document in cursor:
-                    new_version = bool(group) and group[0].get("version") != document["version"]
-                    if new_version and close_group():
-                        return out
-                    group.append(document)
-            finally:
-                closing = cursor.close()  # a coroutine with PyMongo, a future with motor
-                if inspect.isawaitable(closing):
-                    await closing
-        close_group()
-        return out
-
     async def latest(self) -> C:
-        found = await self._servable_by_version(
+        found = await self._reader.servable_by_version(
             pymongo.DESCENDING, stop_at_first=True, raise_corrupt=True
         )
         if not found:
@@ -225,7 +178,7 @@ class MongoMirror(Generic[C]):
         return found[0]
 
     async def versions(self) -> list[VersionInfo]:
-        found = await self._servable_by_version(
+        found = await self._reader.servable_by_version(
             pymongo.ASCENDING, stop_at_first=False, raise_corrupt=False
         )
         return [content.info() for content in found]
@@ -246,54 +199,15 @@ class MongoMirror(Generic[C]):
         """The versions kept only as records (every copy withdrawn), with the hash each
         last held."""
         served = {info.version for info in await self.versions()}
-        with self._errors(f"listing withdrawn {self.kind.noun}s"):
-            documents = await self._find(
-                {"withdrawn_at": {"$ne": None}, "schema_version": {"$exists": True}},
-                [("version", pymongo.ASCENDING), *COPY_ORDER],
-            )
-        out: list[VersionInfo] = []
-        for document in documents:
-            version = document.get("version")
-            if not isinstance(version, int) or version in served:
-                continue
-            if out and out[-1].version == version:
-                continue  # the copy synced last is the one listed
-            try:
-                out.append(self._codec.decode(document).info())
-            except MirrorCorruptError:
-                continue
-        return out
+        return await self._reader.withdrawn_versions(served)
 
     async def hashes_with_prefix(self, prefix: str) -> list[str]:
         """Every ``config_hash`` the collection holds that starts with ``prefix`` (hex),
         sorted; for resolving a short hash as git does."""
-        prefix = prefix.lower()
-        # Hex digits sort below "g": every hash with this prefix is in [prefix, prefix + "g").
-        query = {"config_hash": {"$gte": prefix, "$lt": prefix + "g"}}
-        with self._errors(f"looking up hashes starting with {prefix!r}"):
-            documents = await self._find(query, [("config_hash", pymongo.ASCENDING)])
-        found = {d.get("config_hash") for d in documents}
-        return sorted(h for h in found if isinstance(h, str) and h.startswith(prefix))
+        return await self._reader.hashes_with_prefix(prefix)
 
     async def get_by_hash(self, config_hash: str) -> C:
-        with self._errors(f"reading hash {config_hash!r}"):
-            documents = await self._find({"config_hash": str(config_hash)}, COPY_ORDER)
-        # Our own document (``_id`` is the hash) first.
-        documents.sort(key=lambda d: d.get("_id") != config_hash)
-        corrupt: list[MirrorCorruptError] = []
-        for document in documents:
-            if "schema_version" not in document:
-                continue
-            try:
-                return self._codec.decode(document)
-            except MirrorCorruptError as exc:
-                corrupt.append(exc)
-        if corrupt:
-            raise corrupt[0]
-        legacy = " (only storybench's own document, which cannot be verified)" if documents else ""
-        raise PromptSetNotFoundError(
-            f"the MongoDB mirror holds no {self.kind.noun} with hash {config_hash!r}{legacy}"
-        )
+        return await self._reader.get_by_hash(config_hash)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -321,7 +235,7 @@ class MongoMirror(Generic[C]):
         if active == int(version):
             remaining = [
                 v
-                for v in await self._servable_by_version(
+                for v in await self._reader.servable_by_version(
                     pymongo.DESCENDING, stop_at_first=False, raise_corrupt=False
                 )
                 if v.version != int(version)
