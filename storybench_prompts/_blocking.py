@@ -23,12 +23,13 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
-import logging
 import os
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+
+from ._logs import get_logger
 
 if TYPE_CHECKING:
     from ._events import OriginStatus
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BlockingRepository", "blocking"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 C = TypeVar("C", bound="VersionedContent")
 T = TypeVar("T")

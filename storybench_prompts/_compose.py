@@ -14,6 +14,7 @@ mirror-only process never loads an HTTP client or a database driver it does not 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
@@ -28,8 +29,9 @@ from .mirrors.file import FileMirror
 if TYPE_CHECKING:
     import httpx
 
-    from ._events import OriginStatus
+    from ._events import ContentChanged, Hook, Hooks, OriginStatus
     from .cache.engine import CachingRepository
+    from .cache.listeners import Listener
     from .cache.stack import Stack
     from .sources.directus import DirectusSource
 
@@ -106,6 +108,16 @@ class DirectusStack:
     def status(self) -> OriginStatus:
         return self.stack.status()
 
+    def on_status_change(self, callback: Listener[OriginStatus]) -> Callable[[], None]:
+        """Call ``callback`` (plain or async) with the new ``OriginStatus`` once per change of
+        Directus's state. Returns the unsubscribe."""
+        return self.stack.on_status_change(callback)
+
+    def on_content_change(self, callback: Listener[ContentChanged]) -> Callable[[], None]:
+        """Call ``callback`` (plain or async) with each ``ContentChanged`` of either kind,
+        once per change. Returns the unsubscribe."""
+        return self.stack.on_content_change(callback)
+
     def repository(self, kind: ContentKind[C]) -> CachingRepository[C]:
         """The repository of ``kind`` (by name: kinds are data)."""
         repositories: dict[str, CachingRepository[Any]] = {
@@ -131,9 +143,26 @@ class DirectusStack:
         await self.stack.__aexit__(exc_type, exc, tb)
 
 
-def build_stack(settings: Settings | None = None) -> DirectusStack:
-    """Directus, cache and mirror for both kinds, sharing one gate, channel and lifecycle."""
+def _hooks(settings: Settings, hooks: Iterable[Hook]) -> Hooks:
+    """The caller's hooks, and OpenTelemetry's when ``STORYBENCH_PROMPTS_OTEL`` asks for it
+    (``off`` imports nothing of it)."""
     from ._events import Hooks
+
+    installed = list(hooks)
+    if settings.otel != "off":
+        from .observability.otel import otel_hook
+
+        otel = otel_hook(settings.otel)
+        if otel is not None:
+            installed.append(otel)
+    return Hooks(installed)
+
+
+def build_stack(settings: Settings | None = None, *, hooks: Iterable[Hook] = ()) -> DirectusStack:
+    """Directus, cache and mirror for both kinds, sharing one gate, channel and lifecycle.
+
+    ``hooks`` receive every event of both kinds (see ``_events``), beside ``Stats`` and, when
+    the setting is on, OpenTelemetry's."""
     from .cache.engine import CachingRepository
     from .cache.outage import OriginHealth, OutageGate, ProbeSchedule
     from .cache.stack import Stack
@@ -141,16 +170,16 @@ def build_stack(settings: Settings | None = None) -> DirectusStack:
     settings = settings or Settings()
     policy = settings.cache_policy()
     if settings.offline:
-        return _offline_stack(settings)
+        return _offline_stack(settings, hooks)
     # Builds no connection yet, so nothing leaks if building the source fails next.
     mirror = build_mirror(settings, PROMPT_SETS)
     source = build_source(settings)
-    hooks = Hooks()
+    events = _hooks(settings, hooks)
     gate = OutageGate(
-        OriginHealth(source.name, emit=hooks.emit),
+        OriginHealth(source.name, emit=events.emit),
         ProbeSchedule(time.monotonic, initial=policy.probe_initial, maximum=policy.probe_max),
     )
-    stack = Stack(gate, hooks=hooks)
+    stack = Stack(gate, hooks=events)
     evaluations: CachingRepository[EvaluationSet] = CachingRepository(
         source.for_kind(EVALUATION_SETS),
         _sibling(mirror, EVALUATION_SETS),
@@ -170,7 +199,6 @@ def build_stack(settings: Settings | None = None) -> DirectusStack:
                 source.url,
                 settings.directus_token,
                 [*PROMPT_SETS.related_collections, *EVALUATION_SETS.related_collections],
-                on_change=lambda _collection, _event, _ids: None,
                 # Each event names its rows: only the versions they touch are refetched.
                 on_rows=stack.content_changed,
                 fields={
@@ -179,15 +207,15 @@ def build_stack(settings: Settings | None = None) -> DirectusStack:
                 },
                 # After every (re)connect: changes made while it was down are not replayed.
                 on_connected=stack.connected,
+                on_state=stack.channel_changed,
                 mode=settings.realtime,
             )
         )
     return DirectusStack(stack, source, prompts, evaluations)
 
 
-def _offline_stack(settings: Settings) -> DirectusStack:
+def _offline_stack(settings: Settings, hooks: Iterable[Hook]) -> DirectusStack:
     """The mirror alone, as origin and mirror of both kinds: no network, no channel."""
-    from ._events import Hooks
     from .cache.engine import CachingRepository
     from .cache.outage import OriginHealth, OutageGate, ProbeSchedule
     from .cache.stack import Stack
@@ -196,12 +224,12 @@ def _offline_stack(settings: Settings) -> DirectusStack:
     policy = settings.cache_policy()
     prompts_origin = OfflineOrigin(build_mirror(settings, PROMPT_SETS))
     evaluations_origin = prompts_origin.for_kind(EVALUATION_SETS)
-    hooks = Hooks()
+    events = _hooks(settings, hooks)
     gate = OutageGate(
-        OriginHealth(prompts_origin.name, emit=hooks.emit),
+        OriginHealth(prompts_origin.name, emit=events.emit),
         ProbeSchedule(time.monotonic, initial=policy.probe_initial, maximum=policy.probe_max),
     )
-    stack = Stack(gate, hooks=hooks)
+    stack = Stack(gate, hooks=events)
     evaluations: CachingRepository[EvaluationSet] = CachingRepository(
         evaluations_origin, evaluations_origin, policy=policy, kind=EVALUATION_SETS, stack=stack
     )
@@ -212,13 +240,15 @@ def _offline_stack(settings: Settings) -> DirectusStack:
     return DirectusStack(stack, None, prompts, evaluations)
 
 
-def build_repository(settings: Settings | None = None) -> CachingRepository[PromptSet]:
+def build_repository(
+    settings: Settings | None = None, *, hooks: Iterable[Hook] = ()
+) -> CachingRepository[PromptSet]:
     """The whole stack from settings: Directus, cache and mirror for prompt sets, and the
-    same for evaluation sets as ``.evaluations``.
+    same for evaluation sets as ``.evaluations``; ``hooks`` receive every event of both.
 
     Use it as ``async with build_repository() as prompts: await prompts.latest()``.
     """
-    return build_stack(settings).prompts
+    return build_stack(settings, hooks=hooks).prompts
 
 
 def _sibling(mirror: PromptMirror[Any], kind: ContentKind[Any]) -> PromptMirror[Any]:

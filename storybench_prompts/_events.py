@@ -13,11 +13,12 @@ building an object per hit would cost more than the hit. Every other answer is a
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, Protocol, TypeAlias
+
+from ._logs import get_logger
 
 __all__ = [
     "ChannelChanged",
@@ -35,7 +36,7 @@ __all__ = [
     "StateChanged",
 ]
 
-logger = logging.getLogger("storybench_prompts.hooks")
+logger = get_logger("storybench_prompts.hooks")
 
 Source = Literal["cache", "directus", "mirror"]
 How = Literal["fresh", "stale", "hedged", "failover"]
@@ -228,6 +229,9 @@ class Hooks:
 
     def __bool__(self) -> bool:
         return bool(self._hooks)
+
+    def __iter__(self) -> Iterator[Callable[[Event], None]]:
+        return iter(self._hooks)
 
     def emit(self, event: Event) -> None:
         for hook in self._hooks:

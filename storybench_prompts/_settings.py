@@ -189,6 +189,9 @@ class Settings(BaseModel):
     )
     probe_max: float = Field(DEFAULT_PROBE_MAX, gt=0, validation_alias=_env("PROBE_MAX"))
     realtime: Literal["auto", "on", "off"] = Field("auto", validation_alias=_env("REALTIME"))
+    otel: Literal["auto", "on", "off"] = Field("auto", validation_alias=_env("OTEL"))
+    """OpenTelemetry metrics and traces: ``auto`` when the API is installed (the ``otel``
+    extra), ``on`` (an error without it), ``off`` (nothing of it imported)."""
     concurrency: int = Field(DEFAULT_SYNC_CONCURRENCY, ge=1, validation_alias=_env("CONCURRENCY"))
     shared_cache: bool = Field(True, validation_alias=_env("SHARED_CACHE"))
     """The drop-in ``DirectusClient``: share one cached repository per event loop (False: every

@@ -13,15 +13,16 @@ PACKAGE = Path(__file__).resolve().parent.parent / "storybench_prompts"
 
 # Lowest first. A module may import its own layer and the layers below it, never above.
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"_defaults", "_exceptions", "_redact", "_events", "_version", "_files"}),
+    frozenset({"_defaults", "_exceptions", "_redact", "_events", "_version", "_files", "_logs"}),
     frozenset({"content"}),
     frozenset({"sources"}),
     frozenset({"mirrors"}),
     frozenset({"ops"}),
     frozenset({"cache"}),
+    frozenset({"observability"}),
     frozenset({"_settings"}),
     frozenset({"_compose"}),
-    frozenset({"_blocking", "compat", "observability", "cli", "__main__"}),
+    frozenset({"_blocking", "compat", "cli", "__main__"}),
     frozenset({"__init__"}),
 )
 MAX_MODULE_LINES = 450

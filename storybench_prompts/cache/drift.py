@@ -6,18 +6,18 @@ version; logged once, kept (the last hundred), and emitted as a ``ContentChanged
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .._events import ContentChanged, Event, Via
+from .._logs import fields, get_logger
 from ..content.kinds import ContentKind
 
 __all__ = ["Drift", "DriftLog"]
 
-logger = logging.getLogger("storybench_prompts.cache")
+logger = get_logger("storybench_prompts.cache", source="directus")
 
 _KEPT = 100
 
@@ -57,6 +57,7 @@ class DriftLog:
             version,
             old_hash,
             new_hash,
+            extra=fields(kind=self._kind.name, version=version, source="directus"),
         )
 
     def list(self) -> list[Drift]:

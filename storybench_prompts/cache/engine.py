@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 
 import anyio
 
-from .._events import Event, Hook, Hooks, OriginStatus
+from .._events import ContentChanged, Event, Hook, OriginStatus
 from .._exceptions import ConfigurationError, ContentChangedError, PromptSetNotFoundError
 from ..content.kinds import ContentKind
 from ..content.models import EvaluationSet, VersionedContent, VersionInfo
@@ -29,9 +29,9 @@ from ..ops.sync import SyncResult
 from ..sources.base import PromptRepository
 from .changes import ChangeFeed
 from .drift import Drift
-from .entries import LATEST, Key
+from .entries import LATEST
+from .listeners import Listener
 from .listing import list_versions
-from .outage import OriginHealth, OutageGate, ProbeSchedule
 from .pieces import assemble
 from .policy import CachePolicy
 from .stack import Stack
@@ -107,12 +107,8 @@ class CachingRepository(Generic[C]):
         if stack is None and evaluations is not None:
             stack = evaluations.stack  # composed by hand: join the other kind's stack
         if stack is None:
-            events = Hooks(hooks)
             name = getattr(origin, "name", type(origin).__name__)
-            schedule = ProbeSchedule(
-                clock, initial=policy.probe_initial, maximum=policy.probe_max, rand=rand
-            )
-            stack = Stack(OutageGate(OriginHealth(name, emit=events.emit), schedule), hooks=events)
+            stack = Stack.alone(name, policy=policy, clock=clock, rand=rand, hooks=hooks)
         else:
             for hook in hooks:
                 stack.hooks.add(hook)
@@ -144,6 +140,8 @@ class CachingRepository(Generic[C]):
         self._copies = pieces.copies
         self._read = pieces.read
         self._revalidation = pieces.revalidation
+        self._count_hit = stack.hit_counter(self.kind.name)
+        self._read.hit = self._hit
         closing: list[Any] = [origin] if close_origin else []
         if mirror is not None and close_mirror:
             closing.append(mirror)
@@ -156,6 +154,12 @@ class CachingRepository(Generic[C]):
     def stack(self) -> Stack:
         """What this repository shares with the other kind's (gate, channel, lifecycle)."""
         return self._stack
+
+    def _hit(self) -> None:
+        """Count a hit (the hit path inlines this)."""
+        self._stats.hits += 1
+        if self._count_hit is not None:
+            self._count_hit()
 
     def _emit(self, event: Event) -> None:
         self._stats(event)
@@ -199,6 +203,8 @@ class CachingRepository(Generic[C]):
             return self._expected(await self._read.lookup(version, None), expect_hash)
         if self._clock() < entry.fresh_until:
             self._stats.hits += 1
+            if self._count_hit is not None:
+                self._count_hit()
             if expect_hash is None:
                 return entry.served
             return self._expected(entry.served, expect_hash)
@@ -212,6 +218,8 @@ class CachingRepository(Generic[C]):
             return await self._read.lookup(LATEST, None)
         if self._clock() < entry.fresh_until:
             self._stats.hits += 1
+            if self._count_hit is not None:
+                self._count_hit()
             return entry.served
         return await self._read.lookup(LATEST, entry)
 
@@ -231,7 +239,7 @@ class CachingRepository(Generic[C]):
         even after the version was edited or withdrawn in Directus."""
         for entry in list(self._cache.values()):
             if entry.served.config_hash == config_hash:
-                self._stats.hits += 1
+                self._hit()
                 return entry.served
         if self._mirror_io is None:
             raise PromptSetNotFoundError(f"no mirror to look up {self.kind.noun} {config_hash}")
@@ -287,18 +295,7 @@ class CachingRepository(Generic[C]):
     ) -> None:
         """Directus reports a change (``rows`` None: anything of this kind may have changed):
         the entries it touches are served marked stale until the next round refetches them."""
-        change = self._changes.changed(collection, event, rows)
-        self._entries.forget_not_found(*change.named)
-        if change.latest_moved:
-            self._entries.forget_not_found(LATEST)
-        if rows is None:
-            self._entries.not_found.clear()
-        touched: list[Key] = []
-        for key, entry in self._entries.snapshot():
-            if self._changes.hits(change, key, entry.served):
-                entry.invalidate()
-                touched.append(key)
-        self._revalidation.touched(touched, latest_moved=change.latest_moved)
+        self._revalidation.changed(collection, event, rows)
 
     def connected(self) -> None:
         """The realtime channel is (again) subscribed: entries fetched before are checked in
@@ -328,6 +325,17 @@ class CachingRepository(Generic[C]):
     def status(self) -> OriginStatus:
         return self._gate.status
 
+    def on_status_change(self, callback: Listener[OriginStatus]) -> Callable[[], None]:
+        """Call ``callback`` (plain or async) with the new ``OriginStatus`` once per change of
+        Directus's state; shared by the stack's repositories. Returns the unsubscribe."""
+        return self._stack.on_status_change(callback)
+
+    def on_content_change(self, callback: Listener[ContentChanged]) -> Callable[[], None]:
+        """Call ``callback`` (plain or async) with the ``ContentChanged`` (version, old and
+        new ``config_hash``, via) of each version of this kind whose content changed, once
+        per change. Returns the unsubscribe."""
+        return self._stack.on_content_change(callback, kind=self.kind.name)
+
     def describe(self) -> dict[str, Any]:
         """Status and counters as plain data (for logs, JSON and the CLI)."""
         status = self._gate.status
@@ -340,23 +348,9 @@ class CachingRepository(Generic[C]):
             "last_error": status.last_error,
             "last_error_kind": status.last_error_kind,
             "cached_entries": len(self._entries),
-            "realtime": self._channel_description(),
+            "realtime": self._stack.describe_channel(current=self._changes.pushed()),
             "stats": self._stats.as_dict(),
         }
         if self.evaluations is not None:
             out["evaluations"] = self.evaluations.describe()
         return out
-
-    def _channel_description(self) -> dict[str, Any] | None:
-        status = self.channel_status()
-        if status is None:
-            return None
-        return {
-            "state": str(status.state),
-            "since": status.since,
-            "reconnects": status.reconnects,
-            "events": status.events,
-            "last_error": status.last_error,
-            "unsubscribed": list(status.unsubscribed),
-            "current": self._changes.pushed(),
-        }

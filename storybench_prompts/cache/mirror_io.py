@@ -12,7 +12,6 @@ to ``mirror_timeout`` in all to land. Writes are idempotent, so one cut short is
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, TypeVar
 
@@ -21,6 +20,7 @@ from anyio.abc import TaskGroup
 
 from .._events import Event, MirrorWritten
 from .._exceptions import SourceUnavailableError, StorybenchPromptsError
+from .._logs import fields, get_logger
 from ..content.kinds import ContentKind
 from ..content.models import VersionedContent, VersionInfo
 from ..mirrors.base import PromptMirror
@@ -30,7 +30,7 @@ from .timing import Sleep, bounded
 
 __all__ = ["MirrorIO"]
 
-logger = logging.getLogger("storybench_prompts.cache")
+logger = get_logger("storybench_prompts.cache")
 
 C = TypeVar("C", bound=VersionedContent)
 T = TypeVar("T")
@@ -135,7 +135,10 @@ class MirrorIO(Generic[C]):
                 stored = await self.mirror.versions()
             except Exception as exc:
                 logger.warning(
-                    "could not list the %s mirror to withdraw: %s", self.mirror.name, exc
+                    "could not list the %s mirror to withdraw: %s",
+                    self.mirror.name,
+                    exc,
+                    extra=fields(kind=self._kind.name, source=self.mirror.name, error=exc),
                 )
                 return
             gone = [i.version for i in stored if i.version > latest]
@@ -185,6 +188,12 @@ class MirrorIO(Generic[C]):
                 content.version,
                 self.mirror.name,
                 exc,
+                extra=fields(
+                    kind=self._kind.name,
+                    version=content.version,
+                    source=self.mirror.name,
+                    error=exc,
+                ),
             )
             return
         self.hashes[content.version] = content.config_hash
@@ -204,6 +213,9 @@ class MirrorIO(Generic[C]):
                     version,
                     self.mirror.name,
                     exc,
+                    extra=fields(
+                        kind=self._kind.name, version=version, source=self.mirror.name, error=exc
+                    ),
                 )
                 continue
             self.hashes.pop(version, None)
@@ -214,6 +226,7 @@ class MirrorIO(Generic[C]):
                     self._kind.noun,
                     version,
                     self.mirror.name,
+                    extra=fields(kind=self._kind.name, version=version, source=self.mirror.name),
                 )
 
     async def drain(self) -> None:

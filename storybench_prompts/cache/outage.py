@@ -25,7 +25,6 @@ key. One gate serves every kind of a stack (one Directus).
 from __future__ import annotations
 
 import copy
-import logging
 import random
 import time
 from collections.abc import Callable
@@ -47,6 +46,7 @@ from .._exceptions import (
     InvalidPromptSetError,
     SourceUnavailableError,
 )
+from .._logs import fields, get_logger
 from ..sources.retry import backoff
 from .timing import Sleep, first_of
 
@@ -59,7 +59,7 @@ __all__ = [
     "failure_class",
 ]
 
-logger = logging.getLogger("storybench_prompts.outage")
+logger = get_logger("storybench_prompts.outage", source="directus")
 
 FailureClass = Literal["outage", "needs_a_person", "answer", "local"]
 
@@ -93,8 +93,11 @@ class OriginHealth:
         name: str,
         wall_clock: Callable[[], float] = time.time,
         emit: Callable[[Event], None] | None = None,
+        *,
+        meanwhile: str = "serving from cache and mirror",
     ) -> None:
         self._name = name
+        self._meanwhile = meanwhile
         self._wall = wall_clock
         self._emit = emit
         self.status = OriginStatus(state=OriginState.INITIALIZING, since=wall_clock())
@@ -117,7 +120,10 @@ class OriginHealth:
         previous = self.status
         if previous.state is OriginState.INTERRUPTED:
             logger.info(
-                "%s is answering again after %.1f s of outage", self._name, now - previous.since
+                "%s is answering again after %.1f s of outage",
+                self._name,
+                now - previous.since,
+                extra=fields(source=self._name),
             )
         if previous.state is not OriginState.VALID:
             self.status = OriginStatus(state=OriginState.VALID, since=now, last_success_at=now)
@@ -148,9 +154,16 @@ class OriginHealth:
                     self._name,
                     f" ({misconfigured})" if misconfigured else "",
                     exc,
+                    extra=fields(source=self._name, error=exc),
                 )
             else:
-                logger.warning("%s unavailable, serving from cache and mirror: %s", self._name, exc)
+                logger.warning(
+                    "%s unavailable, %s: %s",
+                    self._name,
+                    self._meanwhile,
+                    exc,
+                    extra=fields(source=self._name, error=exc),
+                )
         since = previous.since if previous.state is OriginState.INTERRUPTED else now
         self.status = OriginStatus(
             state=OriginState.INTERRUPTED,

@@ -129,7 +129,13 @@ def assemble(
         emit=emit,
     )
     revalidation: Revalidation[C] = Revalidation(
-        entries=entries, refetch=batched.refetch, stack=stack, clock=clock, sleep=sleep, rand=rand
+        entries=entries,
+        changes=changes,
+        refetch=batched.refetch,
+        stack=stack,
+        clock=clock,
+        sleep=sleep,
+        rand=rand,
     )
     fetches.raced = revalidation.touched
 

@@ -1,6 +1,6 @@
 """Refetching what Directus's changes touched: in rounds, batched, never blocking a reader.
 
-A change event marks the entries it touches (``content.tracking``) and adds their keys to the
+A change event (``changed``, which ``changes.ChangeTracker`` decides about) marks the entries it touches (``content.tracking``) and adds their keys to the
 next round; while a key waits for its round, or is being refetched, its entry is served at once
 marked stale. Events that arrive while a round is planned or running join the next one; a round
 starts ``debounce`` after the first event of a quiet spell and at least ``spacing`` after the
@@ -15,8 +15,8 @@ what changed while nobody listened is not replayed.
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
 
 from .._defaults import (
     DEFAULT_RECONNECT_SPREAD,
@@ -24,6 +24,7 @@ from .._defaults import (
     DEFAULT_REVALIDATION_SPACING,
 )
 from ..content.models import VersionedContent
+from .changes import ChangeTracker
 from .entries import LATEST, EntryTable, Key
 from .stack import Stack
 from .timing import Sleep
@@ -41,6 +42,7 @@ class Revalidation(Generic[C]):
         self,
         *,
         entries: EntryTable[C],
+        changes: ChangeTracker,
         refetch: Refetch,
         stack: Stack,
         clock: Callable[[], float],
@@ -51,6 +53,7 @@ class Revalidation(Generic[C]):
         spread: float = DEFAULT_RECONNECT_SPREAD,
     ) -> None:
         self._entries = entries
+        self._changes = changes
         self._refetch = refetch
         self._stack = stack
         self._clock = clock
@@ -70,6 +73,24 @@ class Revalidation(Generic[C]):
     def is_pending(self, key: Key) -> bool:
         """Whether ``key`` waits for a round or is being refetched (served stale meanwhile)."""
         return key in self._waiting or key in self._in_round
+
+    def changed(
+        self, collection: str | None, event: str, rows: list[Mapping[str, Any]] | None
+    ) -> None:
+        """Directus reports a change (``rows`` None: anything of the kind may have changed):
+        mark the entries it touches and refetch them in the next round."""
+        change = self._changes.changed(collection, event, rows)
+        self._entries.forget_not_found(*change.named)
+        if change.latest_moved:
+            self._entries.forget_not_found(LATEST)
+        if rows is None:
+            self._entries.not_found.clear()
+        touched: list[Key] = []
+        for key, entry in self._entries.snapshot():
+            if self._changes.hits(change, key, entry.served):
+                entry.invalidate()
+                touched.append(key)
+        self.touched(touched, latest_moved=change.latest_moved)
 
     def touched(self, keys: Iterable[Key], *, latest_moved: bool = False) -> None:
         """These entries changed in Directus (already marked): refetch them in the next round."""

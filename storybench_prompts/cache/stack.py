@@ -9,16 +9,26 @@ channel reports goes to every repository whose kind reads that collection.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import anyio
 from anyio.abc import TaskGroup
 
-from .._events import Event, Hooks, OriginStatus
+from .._events import (
+    ChannelChanged,
+    ContentChanged,
+    Event,
+    Hook,
+    Hooks,
+    OriginStatus,
+    StateChanged,
+)
 from ..content.kinds import ContentKind
-from .outage import OutageGate
+from .listeners import Listener, listener
+from .outage import OriginHealth, OutageGate, ProbeSchedule
+from .policy import CachePolicy
 
 if TYPE_CHECKING:
     from ..sources.realtime import ChannelStatus
@@ -61,6 +71,24 @@ class Stack:
         self._closing: list[_Closeable] = []
         self._task_group: TaskGroup | None = None
         self._closed = False
+        self._channel_up: bool | None = None
+
+    @classmethod
+    def alone(
+        cls,
+        name: str,
+        *,
+        policy: CachePolicy,
+        clock: Callable[[], float],
+        rand: Callable[[], float],
+        hooks: Iterable[Hook] = (),
+    ) -> Stack:
+        """A stack of its own for one repository composed by hand (``name``: the origin's)."""
+        events = Hooks(hooks)
+        schedule = ProbeSchedule(
+            clock, initial=policy.probe_initial, maximum=policy.probe_max, rand=rand
+        )
+        return cls(OutageGate(OriginHealth(name, emit=events.emit), schedule), hooks=events)
 
     def add(self, member: _Member, closing: Iterable[_Closeable] = ()) -> None:
         """A repository of this stack, and what leaving the stack closes for it."""
@@ -69,6 +97,52 @@ class Stack:
 
     def emit(self, event: Event) -> None:
         self.hooks.emit(event)
+
+    # -- listeners -------------------------------------------------------------------------
+
+    def on_status_change(self, callback: Listener[OriginStatus]) -> Callable[[], None]:
+        """Call ``callback`` with the new ``OriginStatus`` at each change of Directus's state
+        (once per transition). Returns a function that unsubscribes."""
+
+        def picks(event: Event) -> OriginStatus | None:
+            return event.status if isinstance(event, StateChanged) else None
+
+        return self.hooks.add(listener(callback, picks, lambda: self._task_group))
+
+    def on_content_change(
+        self, callback: Listener[ContentChanged], *, kind: str | None = None
+    ) -> Callable[[], None]:
+        """Call ``callback`` with each ``ContentChanged`` (a version that now holds other
+        content; of ``kind`` only, when given), once per change. Returns a function that
+        unsubscribes."""
+
+        def picks(event: Event) -> ContentChanged | None:
+            if isinstance(event, ContentChanged) and event.old_hash is not None:
+                return event if kind is None or event.kind == kind else None
+            return None
+
+        return self.hooks.add(listener(callback, picks, lambda: self._task_group))
+
+    def hit_counter(self, kind: str) -> Callable[[], None] | None:
+        """What counts one fresh cache hit of ``kind`` for the hooks that count hits
+        themselves (``hit_counter(kind)``, as the OpenTelemetry hook has); None when none
+        does, so the hit path pays nothing for them."""
+        counters = [
+            counter(kind)
+            for hook in self.hooks
+            if callable(counter := getattr(hook, "hit_counter", None))
+        ]
+        if not counters:
+            return None
+        if len(counters) == 1:
+            only: Callable[[], None] = counters[0]
+            return only
+
+        def count_all() -> None:
+            for count in counters:
+                count()
+
+        return count_all
 
     def status(self) -> OriginStatus:
         return self.gate.status
@@ -98,6 +172,30 @@ class Stack:
 
     def channel_status(self) -> ChannelStatus | None:
         return self.channel.status if self.channel is not None else None
+
+    def describe_channel(self, *, current: bool) -> dict[str, Any] | None:
+        """The channel's state as plain data (None without one); ``current``: whether the
+        describing kind's entries are kept current by it."""
+        status = self.channel_status()
+        if status is None:
+            return None
+        return {
+            "state": str(status.state),
+            "since": status.since,
+            "reconnects": status.reconnects,
+            "events": status.events,
+            "last_error": status.last_error,
+            "unsubscribed": list(status.unsubscribed),
+            "current": current,
+        }
+
+    def channel_changed(self, status: ChannelStatus) -> None:
+        """The channel's state moved: a ``ChannelChanged`` when it went up or down."""
+        up = status.state == "open"
+        if up == self._channel_up:
+            return
+        self._channel_up = up
+        self.emit(ChannelChanged(up, str(status.state), None if up else status.last_error))
 
     def content_changed(
         self,

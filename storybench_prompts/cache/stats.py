@@ -40,6 +40,9 @@ class Stats:
     origin_latency_max: float = 0.0
     origin_latency_last: float | None = None
 
+    def count_hit(self) -> None:
+        self.hits += 1
+
     def __call__(self, event: Event) -> None:
         if isinstance(event, Served):
             self._served(event)

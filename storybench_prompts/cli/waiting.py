@@ -13,13 +13,13 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import TypeVar
 
 import anyio
 
-from ..content.models import VersionedContent, VersionInfo
+from ..content.models import VersionedContent
 from ..sources.base import PromptRepository
+from ..sources.wrapped import WrappedSource
 from .app import State
 
 __all__ = ["DirectusWait", "TimedSource", "with_waiting_notice"]
@@ -62,41 +62,15 @@ class DirectusWait:
             self.answered()
 
 
-class TimedSource(Generic[C]):
+class TimedSource(WrappedSource[C]):
     """A source whose calls are tracked by a :class:`DirectusWait` (any ``PromptRepository``)."""
 
     def __init__(self, source: PromptRepository[C], wait: DirectusWait) -> None:
-        self._source = source
+        super().__init__(source)
         self._wait = wait
 
-    def __getattr__(self, name: str) -> Any:
-        found = getattr(self._source, name)  # kind, url, name...
-        if name == "get_many":  # tracked too, and only where the source reads many at once
-            return lambda versions, **options: self._wait.track(found(versions, **options))
-        return found
-
-    async def get(self, version: int) -> C:
-        return await self._wait.track(self._source.get(version))
-
-    async def latest(self) -> C:
-        return await self._wait.track(self._source.latest())
-
-    async def versions(self) -> list[VersionInfo]:
-        return await self._wait.track(self._source.versions())
-
-    async def aclose(self) -> None:
-        await self._source.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    async def around(self, version: int | None, call: Awaitable[T]) -> T:
+        return await self._wait.track(call)
 
 
 def notice_text(waited: float) -> str:

@@ -15,11 +15,11 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from .._exceptions import InvalidPromptSetError, Problem
+from .._logs import get_logger
 from .directus_items import PromptItem, PromptSetVersionItem
 from .models import Prompt, PromptSet, Status
 from .rules import (
@@ -40,7 +40,7 @@ __all__ = [
     "validate_prompt_set",
 ]
 
-logger = logging.getLogger("storybench_prompts.content")
+logger = get_logger("storybench_prompts.content")
 
 
 _LABELS = {

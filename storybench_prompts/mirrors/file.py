@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import os
 import re
 import time
@@ -52,6 +51,7 @@ from .._exceptions import (
     MirrorUnavailableError,
     PromptSetNotFoundError,
 )
+from .._logs import fields, get_logger
 from ..content.kinds import ContentKind
 from ..content.models import VersionedContent, VersionInfo
 from . import integrity
@@ -61,7 +61,7 @@ from .file_io import probe_writable, read_document, write_file
 
 __all__ = ["FileMirror", "default_mirror_dir", "mirror_key"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__, source="file")
 
 C = TypeVar("C", bound=VersionedContent)
 D = TypeVar("D", bound=VersionedContent)
@@ -334,7 +334,12 @@ class FileMirror(Generic[C]):
         try:
             found = await self._snapshot(version)
         except MirrorCorruptError as exc:
-            logger.warning("cannot withdraw version %d (it is not served anyway): %s", version, exc)
+            logger.warning(
+                "cannot withdraw version %d (it is not served anyway): %s",
+                version,
+                exc,
+                extra=fields(kind=self.kind.name, version=version, source="file", error=exc),
+            )
             return False
         if found is None or found[1].get("withdrawn_at") is not None:
             return False

@@ -13,16 +13,16 @@ export and ``verify`` call :func:`checked` on the object itself.
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import TypeVar
 
 from .._exceptions import MirrorCorruptError
+from .._logs import get_logger
 from ..content.models import VersionedContent, rehash
 
 __all__ = ["checked", "failures", "mismatch", "warn_once"]
 
-logger = logging.getLogger("storybench_prompts.mirrors")
+logger = get_logger("storybench_prompts.mirrors")
 
 C = TypeVar("C", bound=VersionedContent)
 

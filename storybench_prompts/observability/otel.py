@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -32,6 +31,7 @@ from .._events import (
     StateChanged,
 )
 from .._exceptions import ConfigurationError
+from .._logs import get_logger
 from .._version import __version__
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ OpenTelemetry 1.30 and later; older SDKs use their default boundaries unless a V
 
 _NS = 1_000_000_000
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 Mode = Literal["auto", "on", "off"]
 SETTING = "STORYBENCH_PROMPTS_OTEL"

@@ -9,12 +9,12 @@ instruments (on the global provider) appear on that page.
 from __future__ import annotations
 
 import errno
-import logging
 import threading
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from .._exceptions import ConfigurationError
+from .._logs import get_logger
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -27,7 +27,7 @@ DEFAULT_PORT = 9464
 
 INSTALL = "pip install 'storybench-prompts[otel]'"
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 
 class MetricsServer:

@@ -16,7 +16,6 @@ watcher: :meth:`MirrorWatcher.run` raises it. Any other failure is reported and 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from .._exceptions import (
     DirectusAuthenticationError,
     StorybenchPromptsError,
 )
+from .._logs import get_logger
 from ..content.kinds import ContentKind
 from ..mirrors.base import PromptMirror
 from ..sources.base import PromptRepository
@@ -35,7 +35,7 @@ from .sync import SyncResult, sync_versions
 
 __all__ = ["DEFAULT_WATCH_INTERVAL", "MirrorWatcher", "WatchEvent", "WatchedKind"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 DEFAULT_WATCH_INTERVAL = 300.0
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -29,6 +28,7 @@ from .._exceptions import (
     DirectusRequestError,
     InvalidPromptSetError,
 )
+from .._logs import fields, get_logger
 from ..content.kinds import ContentKind
 from ..content.models import Provenance, Status, VersionedContent, VersionInfo
 from .http import DirectusHTTP, DirectusTimeouts
@@ -36,7 +36,7 @@ from .retry import DEFAULT_RETRY, RetryPolicy
 
 __all__ = ["DirectusSource", "DirectusTimeouts"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__, source="directus")
 
 C = TypeVar("C", bound=VersionedContent)
 D = TypeVar("D", bound=VersionedContent)
@@ -177,7 +177,14 @@ class DirectusSource(Generic[C]):
 
     def _log_retry(self, what: str) -> Any:
         def log(attempt: int, exc: BaseException, wait: float) -> None:
-            logger.info("retrying %s in %.2f s after attempt %d: %s", what, wait, attempt, exc)
+            logger.info(
+                "retrying %s in %.2f s after attempt %d: %s",
+                what,
+                wait,
+                attempt,
+                exc,
+                extra=fields(kind=self.kind.name, source="directus", error=exc),
+            )
 
         return log
 

@@ -29,12 +29,14 @@ from httpx_ws import (
 from pydantic import SecretStr
 
 from .._exceptions import ConfigurationError
+from .._logs import get_logger
 from .http import shared_ssl_context
 from .realtime_messages import (
     Ended,
     describe_failure,
     error_code,
     event_rows,
+    ping,
     receive,
     send,
     upgrade_refused,
@@ -50,7 +52,7 @@ __all__ = [
     "RealtimeTiming",
 ]
 
-logger = logging.getLogger("storybench_prompts.realtime")
+logger = get_logger("storybench_prompts.realtime", source="directus")
 
 RealtimeMode = Literal["auto", "on", "off"]
 """``auto``: use realtime when the server offers it; ``on``: insist (warn while it is down);
@@ -154,9 +156,10 @@ class RealtimeChannel:
         token: str | SecretStr,
         collections: Iterable[str],
         *,
-        on_change: ChangeCallback,
+        on_change: ChangeCallback | None = None,
         on_connected: Callable[[], None] | None = None,
         on_rows: RowsCallback | None = None,
+        on_state: Callable[[ChannelStatus], None] | None = None,
         fields: Mapping[str, list[str]] | None = None,
         mode: RealtimeMode = "auto",
         timing: RealtimeTiming | None = None,
@@ -180,6 +183,7 @@ class RealtimeChannel:
         self._on_change = on_change
         self._on_connected = on_connected
         self._on_rows = on_rows
+        self._on_state = on_state
         self._fields = {c: list((fields or {}).get(c, ["id"])) for c in self._collections}
         self._timing = timing or RealtimeTiming()
         self._clock = clock
@@ -312,7 +316,7 @@ class RealtimeChannel:
             with anyio.move_on_after(timing.idle_ping_after) as idle:
                 message = await receive(ws)
             if idle.cancelled_caught:
-                await self._probe(ws)
+                await ping(ws, self._timing.ping_timeout, self._timing.idle_ping_after)
             else:
                 await self._handle(ws, message)
 
@@ -370,11 +374,11 @@ class RealtimeChannel:
             )
 
     def _deliver(self, collection: str, event: str, rows: list[Mapping[str, Any]]) -> None:
-        ids = [row["id"] for row in rows]
         now = self._clock()
         self._status = replace(self._status, events=self._status.events + 1, last_event_at=now)
         try:
-            self._on_change(collection, event, ids)
+            if self._on_change is not None:
+                self._on_change(collection, event, [row["id"] for row in rows])
             if self._on_rows is not None:
                 self._on_rows(collection, event, rows)
         except Exception:
@@ -399,18 +403,6 @@ class RealtimeChannel:
             except Exception:
                 logger.exception("realtime on_connected callback failed")
 
-    async def _probe(self, ws: AsyncWebSocketSession) -> None:
-        """A WebSocket ping after a long silence: no pong in time means the link is dead."""
-        pong = await ws.ping()
-        try:
-            with anyio.fail_after(self._timing.ping_timeout):
-                await pong.wait()
-        except TimeoutError:
-            raise Ended(
-                f"no answer to a ping within {self._timing.ping_timeout:g} s after "
-                f"{self._timing.idle_ping_after:g} s of silence"
-            ) from None
-
     def _describe(self, exc: BaseException) -> str:
         return describe_failure(
             exc,
@@ -421,11 +413,14 @@ class RealtimeChannel:
 
     def _set(self, state: ChannelState, *, last_error: str | None = None) -> None:
         status = self._status
-        if state is not status.state:
+        moved = state is not status.state
+        if moved:
             status = replace(status, state=state, since=self._clock())
         if last_error is not None:
             status = replace(status, last_error=last_error)
         self._status = status
+        if moved and self._on_state is not None:
+            self._on_state(status)
 
 
 def _log_outage(mode: RealtimeMode, failure: Ended) -> None:

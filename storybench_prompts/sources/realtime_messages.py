@@ -24,10 +24,10 @@ token is enough for all of the above.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
 import httpx
 from httpx_ws import (
     AsyncWebSocketSession,
@@ -36,18 +36,21 @@ from httpx_ws import (
     WebSocketNetworkError,
 )
 
+from .._logs import get_logger
+
 __all__ = [
     "Ended",
     "describe_failure",
     "error_code",
     "event_ids",
     "event_rows",
+    "ping",
     "receive",
     "send",
     "upgrade_refused",
 ]
 
-logger = logging.getLogger("storybench_prompts.realtime")
+logger = get_logger("storybench_prompts.realtime", source="directus")
 
 
 class Ended(Exception):
@@ -151,3 +154,16 @@ def event_ids(data: Any) -> list[str | int]:
         elif isinstance(key, str | int):
             out.append(key)
     return out
+
+
+async def ping(ws: AsyncWebSocketSession, pong_within: float, silence: float) -> None:
+    """A WebSocket ping after ``silence`` seconds without a message: :class:`Ended` unless
+    the pong comes within ``pong_within`` seconds (the link is dead)."""
+    pong = await ws.ping()
+    try:
+        with anyio.fail_after(pong_within):
+            await pong.wait()
+    except TimeoutError:
+        raise Ended(
+            f"no answer to a ping within {pong_within:g} s after {silence:g} s of silence"
+        ) from None

@@ -14,11 +14,10 @@ what they serve into storybench's models (``shapes``) and its error conventions 
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -29,6 +28,7 @@ from ..._exceptions import (
     PromptSetNotFoundError,
     StorybenchPromptsError,
 )
+from ..._logs import get_logger
 from ..._settings import Settings
 from ...content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
 from ...content.models import VersionedContent
@@ -45,9 +45,14 @@ from .models import (
 from .registry import SharedStack
 from .shapes import evaluation_structure, listed_version, prompts_structure, raw_item
 
+if TYPE_CHECKING:
+    from ..._compose import DirectusStack
+    from ..._events import ContentChanged, OriginStatus
+    from ...cache.listeners import Listener
+
 __all__ = ["DirectusClient"]
 
-logger = logging.getLogger("storybench_prompts.dropin")
+logger = get_logger("storybench_prompts.dropin")
 
 C = TypeVar("C", bound=VersionedContent)
 
@@ -122,6 +127,30 @@ class DirectusClient:
         if self.timeout is not None:
             overrides["directus_read_timeout"] = float(self.timeout)
         return Settings(**overrides)
+
+    # -- listeners (ours, not storybench's) ---------------------------------------------
+
+    async def on_status_change(self, callback: Listener[OriginStatus]) -> Callable[[], None]:
+        """Call ``callback`` (plain or async) with the new ``OriginStatus`` once per change of
+        Directus's state, for every client of this loop and (URL, token). Returns the
+        unsubscribe."""
+        return (await self._listened()).on_status_change(callback)
+
+    async def on_content_change(self, callback: Listener[ContentChanged]) -> Callable[[], None]:
+        """Call ``callback`` (plain or async) with each ``ContentChanged`` (kind, version, old
+        and new ``config_hash``, via) of the shared stack, once per change. Returns the
+        unsubscribe."""
+        return (await self._listened()).on_content_change(callback)
+
+    async def _listened(self) -> DirectusStack:
+        shared = registry.ready(self._key) or await self._shared()
+        if shared.stack is None:
+            raise DirectusConfigurationError(
+                "listeners need the shared cache: STORYBENCH_PROMPTS_SHARED_CACHE is false, so "
+                "every call goes to Directus and nothing observes it",
+                setting="STORYBENCH_PROMPTS_SHARED_CACHE",
+            )
+        return shared.stack
 
     # -- storybench's methods: prompt sets -------------------------------------------------
 

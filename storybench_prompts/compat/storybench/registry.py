@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import logging
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -36,6 +36,7 @@ from ..._exceptions import (
     DirectusForbiddenError,
     StorybenchPromptsError,
 )
+from ..._logs import get_logger
 from ..._settings import Settings
 from ...content.kinds import EVALUATION_SETS, ContentKind
 from ...content.models import EvaluationSet, PromptSet, VersionedContent
@@ -48,11 +49,12 @@ from .models import DirectusEvaluationVersion, DirectusPromptSetVersion, Storybe
 from .shapes import evaluation_version, prompts_structure, prompts_version
 
 if TYPE_CHECKING:
+    from ..._compose import DirectusStack
     from ...sources.directus import DirectusSource
 
 __all__ = ["Key", "SharedStack", "close_shared_clients", "obtain", "ready"]
 
-logger = logging.getLogger("storybench_prompts.dropin")
+logger = get_logger("storybench_prompts.dropin")
 
 Key = tuple[str, str]
 
@@ -76,8 +78,11 @@ class SharedStack:
         self.prompts: PromptRepository[PromptSet]
         self.evaluations: PromptRepository[EvaluationSet]
         self._status: Callable[[], OriginStatus] | None = None
+        self.stack: DirectusStack | None = None
+        """The composed stack (None when every call goes to Directus, uncached)."""
         if self.cached:
             stack = build_stack(settings)
+            self.stack = stack
             self.source = stack.source
             self.prompts = stack.prompts
             self.evaluations = stack.evaluations
@@ -214,15 +219,19 @@ _STACK_MODULES = (
     "storybench_prompts._compose",
     "storybench_prompts.cache.engine",
     "storybench_prompts.mirrors.file",
+    "storybench_prompts.observability.otel",
     "storybench_prompts.sources.directus",
     "storybench_prompts.sources.realtime",
 )
+_OTEL_MODULES = ("opentelemetry.metrics", "opentelemetry.trace")
+"""Imported before a fork only once OpenTelemetry is in use (``off`` imports none of it)."""
 
 
 def _before_fork() -> None:
     # Waits for an import under way in another thread to finish, then imports the rest, so
     # the child finds them whole; then holds the registry lock across the fork.
-    for name in _STACK_MODULES:
+    otel = _OTEL_MODULES if "opentelemetry" in sys.modules else ()
+    for name in (*_STACK_MODULES, *otel):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
     from ...sources.http import shared_ssl_context

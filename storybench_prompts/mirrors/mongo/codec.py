@@ -3,7 +3,6 @@ of a version is current. No I/O: the mirror reads, this decides."""
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,13 +12,14 @@ from typing import Any, Generic, TypeVar
 import pymongo
 
 from ..._exceptions import InvalidPromptSetError, MirrorCorruptError, PromptSetNotFoundError
+from ..._logs import get_logger
 from ...content.kinds import ContentKind
 from ...content.models import Provenance, VersionedContent
 from .. import integrity
 
 __all__ = ["COPY_ORDER", "SCHEMA_VERSION", "SERVED", "Codec", "Pick", "iso"]
 
-logger = logging.getLogger("storybench_prompts.mirrors")
+logger = get_logger("storybench_prompts.mirrors", source="mongodb")
 
 C = TypeVar("C", bound=VersionedContent)
 

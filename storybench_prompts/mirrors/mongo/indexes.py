@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -12,11 +11,12 @@ import pymongo
 import pymongo.errors
 
 from ..._exceptions import MirrorUnavailableError
+from ..._logs import get_logger
 from .errors import scrub
 
 __all__ = ["Indexes"]
 
-logger = logging.getLogger("storybench_prompts.mirrors")
+logger = get_logger("storybench_prompts.mirrors", source="mongodb")
 
 # Non-unique on purpose: an existing storybench collection may hold anything, and no index
 # build may fail on it. Uniqueness of a hash comes from ``_id``.
