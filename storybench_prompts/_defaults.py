@@ -72,8 +72,9 @@ DEFAULT_POOL_TIMEOUT = 10.0
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_CONNECTIONS = 20
 # Versions read in one request when many are needed (a revalidation, sync, warm): each is
-# read whole (the nested limits hold); 50 versions of ~15 prompts are ~200 kB.
-DEFAULT_BATCH_SIZE = 25
+# read whole (the nested limits hold); 100 versions of ~15 prompts are ~400 kB, far below
+# DEFAULT_MAX_RESPONSE_BYTES, so one page covers most deployments.
+DEFAULT_BATCH_SIZE = 100
 # Retries of one Directus call: attempts, exponential backoff with full jitter, a server's
 # Retry-After honoured up to a cap, and one deadline for the whole call.
 DEFAULT_MAX_ATTEMPTS = 4

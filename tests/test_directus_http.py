@@ -656,3 +656,57 @@ async def test_an_answer_that_cannot_be_directus_names_the_url_setting(response)
                 await src.get(1)
     assert raised.value.setting == "DIRECTUS_URL"
     assert isinstance(raised.value, ConfigurationError)
+
+
+# -- many versions in one request ----------------------------------------------------------
+
+
+def _answering_in(versions_by_number):
+    """A respx side effect answering ``filter[version_number][_in]`` from a table."""
+
+    def answer(request):
+        wanted = request.url.params["filter[version_number][_in]"].split(",")
+        return httpx.Response(
+            200,
+            json={
+                "data": [versions_by_number[int(v)] for v in wanted if int(v) in versions_by_number]
+            },
+        )
+
+    return answer
+
+
+async def test_get_many_reads_pages_of_versions_with_the_nested_limits():
+    published = {v: raw_version(v) for v in range(1, 8) if v != 5}  # 5 is not published
+    async with source() as src:
+        with respx.mock:
+            route = respx.get(ITEMS).mock(side_effect=_answering_in(published))
+            found = await src.get_many([7, 1, 2, 3, 4, 5, 6, 3], page=3)
+    pages = [c.request.url.params for c in route.calls]
+    assert [p["filter[version_number][_in]"] for p in pages] == ["1,2,3", "4,5,6", "7"]
+    for params in pages:
+        assert params["filter[status][_eq]"] == "published"
+        assert params["limit"] == "-1"
+        assert '"_limit":-1' in params["deep"]
+    assert sorted(found) == [1, 2, 3, 4, 6, 7]  # an unpublished version is absent
+    assert all(found[v].version == v and found[v].directus_keys() for v in found)
+
+
+async def test_get_many_serves_the_good_versions_beside_a_refused_one():
+    bad = raw_version(2, sequences=[raw_sequence("S", [raw_prompt("P", text="")])])
+    published = {1: raw_version(1), 2: bad, 3: raw_version(3)}
+    async with source() as src:
+        with respx.mock:
+            respx.get(ITEMS).mock(side_effect=_answering_in(published))
+            found = await src.get_many([1, 2, 3])
+    assert isinstance(found[2], InvalidPromptSetError)
+    assert found[1].version == 1
+    assert found[3].version == 3
+
+
+async def test_get_many_of_nothing_asks_nothing():
+    async with source() as src:
+        with respx.mock:
+            route = respx.get(ITEMS).mock(return_value=httpx.Response(200, json={"data": []}))
+            assert await src.get_many([]) == {}
+    assert route.call_count == 0
