@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from queue import Empty, Queue
 
 import anyio
+import httpx
 import pytest
 
 from storybench_prompts import DirectusConnectionError, InMemoryMirror
@@ -156,3 +157,86 @@ def test_watch_applies_changes_stops_cleanly_and_old_hashes_stay_readable(
     assert "Changed by an editor." not in texts
     now = json.loads(cli("get", "3", "--json").stdout)
     assert now["config_hash"] != old_hash
+
+
+@pytest.mark.directus
+def test_watch_serves_its_metrics_on_127_0_0_1(realtime_directus, tmp_path):
+    server = realtime_directus
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DIRECTUS_", "MONGODB_", "STORYBENCH_PROMPTS_", "OTEL_"))
+    }
+    env |= {
+        "DIRECTUS_URL": server.url,
+        "DIRECTUS_TOKEN": server.readonly_token,
+        "STORYBENCH_PROMPTS_MIRROR_DIR": str(tmp_path / "mirror"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "storybench_prompts", "watch", "--metrics-port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: Queue = Queue()
+    threading.Thread(target=_reader, args=(process.stdout, lines), daemon=True).start()
+    try:
+        url = wait_for_line(lines, "metrics at http://127.0.0.1:").split()[-1]
+        wait_for_line(lines, "evaluations v3: new")
+        server.update_item("prompts", prompt_id_of(server, 3), {"text": "Changed for metrics."})
+        wait_for_line(lines, "prompts v3: updated")
+        page = httpx.get(url, timeout=10).text
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in page.splitlines()
+        if line.startswith("storybench_prompts_")
+    }
+    assert any(k.startswith("storybench_prompts_origin_up") and v == 1 for k, v in samples.items())
+    attempts = [k for k in samples if k.startswith("storybench_prompts_origin_attempts_total")]
+    assert attempts
+    assert all('outcome="ok"' in k for k in attempts)
+    changes = [
+        v
+        for k, v in samples.items()
+        if k.startswith("storybench_prompts_content_changes_total") and 'via="sync"' in k
+    ]
+    assert changes == [1.0]
+    writes = {
+        k: v for k, v in samples.items() if k.startswith("storybench_prompts_mirror_writes_total")
+    }
+    assert sum(v for k, v in writes.items() if 'outcome="new"' in k) == 6  # 3 + 3 versions
+    assert sum(v for k, v in writes.items() if 'outcome="updated"' in k) == 1
+
+
+@pytest.mark.directus
+def test_watch_on_a_busy_metrics_port_exits_2_naming_it(directus, tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "storybench_prompts", "watch", "--metrics-port", str(port)],
+            env={
+                "PATH": os.environ.get("PATH", ""),
+                "HOME": str(tmp_path),
+                "DIRECTUS_URL": directus.url,
+                "DIRECTUS_TOKEN": directus.readonly_token,
+                "STORYBENCH_PROMPTS_MIRROR_DIR": str(tmp_path / "mirror"),
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert f"metrics port {port} is already in use" in result.stderr
