@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from devserver.directus import running_directus
+from storybench_prompts import CachingRepository
 from storybench_prompts.compat.storybench.client import DirectusClient
 from storybench_prompts.compat.storybench.registry import _REGISTRY
 
@@ -52,8 +53,8 @@ async def measure(url: str, token: str, rounds: int) -> None:
     served = await DirectusClient().fetch_prompts()
     assert served is not None
     shared = _REGISTRY[asyncio.get_running_loop()][(url, token)]
-    repository = shared.repository
-    assert repository is not None
+    repository = shared.prompts
+    assert isinstance(repository, CachingRepository)
     cached = await repository.latest()
 
     async def floor() -> Any:

@@ -48,7 +48,7 @@ async def _worker(url: str, token: str, mirror_dir: str, realtime: str, ttl: flo
         directus_token=token,
         mirror_dir=Path(mirror_dir),
         mongodb_uri=None,
-        realtime=realtime,  # type: ignore[arg-type]
+        realtime=realtime,
         latest_ttl=ttl,
     )
     async with build_repository(settings) as repo:

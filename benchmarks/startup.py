@@ -45,7 +45,10 @@ def main(argv: list[str]) -> int:
         # As installed by pip: the package's bytecode compiled once and reused. (This machine
         # sets PYTHONDONTWRITEBYTECODE, which would make every start compile our modules.)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
-        package = os.path.dirname(importlib.util.find_spec("storybench_prompts").origin or "")
+        spec = importlib.util.find_spec("storybench_prompts")
+        assert spec is not None
+        assert spec.origin is not None
+        package = os.path.dirname(spec.origin)
         subprocess.run([sys.executable, "-m", "compileall", "-q", package], env=env, check=True)
         py = sys.executable
         commands = {

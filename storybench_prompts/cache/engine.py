@@ -35,7 +35,7 @@ from .listing import list_versions
 from .pieces import assemble
 from .policy import CachePolicy
 from .stack import Stack
-from .stats import Stats
+from .stats import HitReporter, Stats
 
 if TYPE_CHECKING:
     from ..sources.realtime import ChannelStatus
@@ -140,8 +140,14 @@ class CachingRepository(Generic[C]):
         self._copies = pieces.copies
         self._read = pieces.read
         self._revalidation = pieces.revalidation
-        self._count_hit = stack.hit_counter(self.kind.name)
-        self._read.hit = self._hit
+        count_hits = stack.hit_counter(self.kind.name)
+        if count_hits is not None:
+            # A hook counts hits itself (OpenTelemetry): each call reports the hits it made,
+            # and the hit path stays what it is without one.
+            reporter = HitReporter(self._stats, count_hits)
+            self.get = reporter.wrap(self.get)  # type: ignore[method-assign]
+            self.latest = reporter.wrap(self.latest)  # type: ignore[method-assign]
+            self.get_by_hash = reporter.wrap(self.get_by_hash)  # type: ignore[method-assign]
         closing: list[Any] = [origin] if close_origin else []
         if mirror is not None and close_mirror:
             closing.append(mirror)
@@ -154,12 +160,6 @@ class CachingRepository(Generic[C]):
     def stack(self) -> Stack:
         """What this repository shares with the other kind's (gate, channel, lifecycle)."""
         return self._stack
-
-    def _hit(self) -> None:
-        """Count a hit (the hit path inlines this)."""
-        self._stats.hits += 1
-        if self._count_hit is not None:
-            self._count_hit()
 
     def _emit(self, event: Event) -> None:
         self._stats(event)
@@ -203,8 +203,6 @@ class CachingRepository(Generic[C]):
             return self._expected(await self._read.lookup(version, None), expect_hash)
         if self._clock() < entry.fresh_until:
             self._stats.hits += 1
-            if self._count_hit is not None:
-                self._count_hit()
             if expect_hash is None:
                 return entry.served
             return self._expected(entry.served, expect_hash)
@@ -218,8 +216,6 @@ class CachingRepository(Generic[C]):
             return await self._read.lookup(LATEST, None)
         if self._clock() < entry.fresh_until:
             self._stats.hits += 1
-            if self._count_hit is not None:
-                self._count_hit()
             return entry.served
         return await self._read.lookup(LATEST, entry)
 
@@ -239,7 +235,7 @@ class CachingRepository(Generic[C]):
         even after the version was edited or withdrawn in Directus."""
         for entry in list(self._cache.values()):
             if entry.served.config_hash == config_hash:
-                self._hit()
+                self._stats.hits += 1
                 return entry.served
         if self._mirror_io is None:
             raise PromptSetNotFoundError(f"no mirror to look up {self.kind.noun} {config_hash}")

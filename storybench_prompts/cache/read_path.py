@@ -73,8 +73,7 @@ class ReadPath(Generic[C]):
         self._copies = copies
         self._mirror_io = mirror
         self._emit = emit
-        self.hit: Callable[[], None] = stats.count_hit
-        """Counts a hit (the engine points it at its own counting)."""
+        self._stats = stats
         self.revalidating: Callable[[Key], bool] = lambda _key: False
         """Whether a revalidation round has this key (the engine points it at the rounds)."""
 
@@ -93,7 +92,7 @@ class ReadPath(Generic[C]):
             self._failed(key, "not_found", remembered, "cache", started)
             raise remembered
         if entry is not None and action is Action.CURRENT:
-            self.hit()  # realtime says it is current: a hit like any other
+            self._stats.hits += 1  # realtime says it is current: a hit like any other
             return entry.served
         if entry is not None and action is Action.REVALIDATING:
             # The round refetching it is under way: no reader waits for it.

@@ -123,10 +123,10 @@ class Stack:
 
         return self.hooks.add(listener(callback, picks, lambda: self._task_group))
 
-    def hit_counter(self, kind: str) -> Callable[[], None] | None:
-        """What counts one fresh cache hit of ``kind`` for the hooks that count hits
-        themselves (``hit_counter(kind)``, as the OpenTelemetry hook has); None when none
-        does, so the hit path pays nothing for them."""
+    def hit_counter(self, kind: str) -> Callable[[int], None] | None:
+        """What counts fresh cache hits of ``kind`` (``count(n)``) for the hooks that count
+        hits themselves (``hit_counter(kind)``, as the OpenTelemetry hook has); None when none
+        does."""
         counters = [
             counter(kind)
             for hook in self.hooks
@@ -135,12 +135,12 @@ class Stack:
         if not counters:
             return None
         if len(counters) == 1:
-            only: Callable[[], None] = counters[0]
+            only: Callable[[int], None] = counters[0]
             return only
 
-        def count_all() -> None:
+        def count_all(hits: int) -> None:
             for count in counters:
-                count()
+                count(hits)
 
         return count_all
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, fields
+from typing import Any, ParamSpec, TypeVar
 
 from .._events import ContentChanged, Event, LookupFailed, MirrorWritten, OriginFetched, Served
 
-__all__ = ["Stats"]
+__all__ = ["HitReporter", "Stats"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -39,9 +45,6 @@ class Stats:
     origin_latency_total: float = 0.0
     origin_latency_max: float = 0.0
     origin_latency_last: float | None = None
-
-    def count_hit(self) -> None:
-        self.hits += 1
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Served):
@@ -107,3 +110,31 @@ class Stats:
         out["origin_errors"] = dict(self.origin_errors)
         out["origin_latency_mean"] = self.origin_latency_mean
         return out
+
+
+class HitReporter:
+    """Reports the hits a repository made to a hook that counts them itself (OpenTelemetry),
+    after each call: ``count(n)`` once per call that hit, nothing on the hit path. Exact
+    whenever no call is under way (a miss that waits lets the others report theirs)."""
+
+    __slots__ = ("_count", "_reported", "_stats")
+
+    def __init__(self, stats: Stats, count: Callable[[int], None]) -> None:
+        self._stats = stats
+        self._count = count
+        self._reported = 0
+
+    def wrap(
+        self, read: Callable[P, Coroutine[Any, Any, T]]
+    ) -> Callable[P, Coroutine[Any, Any, T]]:
+        @functools.wraps(read)
+        async def reporting(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return await read(*args, **kwargs)
+            finally:
+                hits = self._stats.hits
+                if hits != self._reported:
+                    self._count(hits - self._reported)
+                    self._reported = hits
+
+        return reporting

@@ -208,13 +208,17 @@ class OTelHook:
             case ChannelChanged():
                 pass
 
-    def hit_counter(self, kind: str) -> Callable[[], None]:
-        """A function that counts one fresh cache hit of ``kind`` on
+    def hit_counter(self, kind: str) -> Callable[[int], None]:
+        """A function that counts fresh cache hits of ``kind`` (one by default) on
         ``storybench_prompts.lookups`` (``source=cache``, ``outcome=fresh``): the engine asks
         for it once per kind, and a call costs one counter add."""
-        return functools.partial(
-            self._lookups.add, 1, {"kind": kind, "source": "cache", "outcome": "fresh"}
-        )
+        add = self._lookups.add
+        attributes = {"kind": kind, "source": "cache", "outcome": "fresh"}
+
+        def count(hits: int = 1) -> None:
+            add(hits, attributes)
+
+        return count
 
     def _span(self, event: OriginFetched) -> None:
         start = _nanoseconds(event.started_at)
