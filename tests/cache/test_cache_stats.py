@@ -1,5 +1,7 @@
 """Stats is an observer of events: each event moves exactly the counters it should."""
 
+import pytest
+
 from storybench_prompts import Stats
 from storybench_prompts._events import (
     ContentChanged,
@@ -73,3 +75,42 @@ def test_copies_are_independent():
     assert copy.origin_errors == {"X": 1}
     assert stats.origin_errors == {"X": 2}
     assert stats.as_dict()["origin_errors"] == {"X": 2}
+
+
+@pytest.mark.anyio
+async def test_hits_reach_a_hit_counting_hook_exactly_once_even_around_a_waiting_miss():
+    import anyio
+
+    from storybench_prompts import CachingRepository
+    from tests.fakes import FakeClock, ScriptedOrigin
+
+    class Counting:
+        def __init__(self) -> None:
+            self.hits = 0
+
+        def __call__(self, event) -> None:
+            pass
+
+        def hit_counter(self, kind):
+            def count(n: int = 1) -> None:
+                self.hits += n
+
+            return count
+
+    hook = Counting()
+    origin = ScriptedOrigin()
+    clock = FakeClock()
+    async with CachingRepository(origin, hooks=[hook], clock=clock, sleep=clock.sleep) as repo:
+        await repo.get(1)
+        origin.gate = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(repo.get, 2)  # a miss that waits for Directus
+            await anyio.wait_all_tasks_blocked()
+            for _ in range(5):
+                await repo.get(1)  # hits meanwhile, each reported when its call ends
+            assert hook.hits == 5
+            origin.gate.set()
+        await repo.latest()
+        await repo.latest()
+        await repo.get_by_hash((await repo.get(1)).config_hash)
+        assert hook.hits == repo.stats().hits == 8
