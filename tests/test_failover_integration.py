@@ -24,7 +24,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
 RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.2, max_backoff=1.0)
 
 
-async def test_a_refused_connection_serves_the_mirror_within_50_ms(tmp_path):
+async def test_a_refused_connection_serves_the_mirror_at_the_first_refusal(tmp_path):
+    # How fast is benchmarks/failover.py's to measure (docs/performance.md: about 3 ms);
+    # here, that the answer came before any retry: one request when it was served.
     mirror = FileMirror(tmp_path, kind=PROMPT_SETS)
     await mirror.save(flat_set(3))
     transport = CountingTransport()
@@ -38,15 +40,11 @@ async def test_a_refused_connection_serves_the_mirror_within_50_ms(tmp_path):
     )
     async with CachingRepository(source, mirror, policy=CachePolicy(fallback_after=2.0)) as repo:
         served = await repo.get(3)
-        returned_at = time.monotonic()
-        refused_at = transport.first_failure_at()
-        assert refused_at is not None
+        requests_when_served = transport.requests
+        assert transport.first_failure_at() is not None
         assert served.provenance.source == "mirror"
         assert served.provenance.origin_error == "DirectusConnectionError"
-        elapsed = returned_at - refused_at
-        print(f"served {elapsed * 1000:.1f} ms after the first refusal")
-        assert elapsed < 0.05
-        assert transport.requests == 1
+        assert requests_when_served == 1
         # The same flight goes on retrying behind the caller, as the transport counts.
         with anyio.fail_after(10):
             while transport.requests < RETRY.max_attempts:

@@ -80,13 +80,14 @@ class ReadPath(Generic[C]):
     async def lookup(self, key: Key, entry: Entry[C] | None) -> C:
         started = self._clock()
         remembered = self._entries.remembered_not_found(key)
+        held = entry is not None  # what is pushed or revalidated matters only for an entry
         action = decide(
             entry,
             started,
             not_found=remembered is not None,
-            pushed=self._changes.pushed(),
+            pushed=held and self._changes.pushed(),
             failing=self._gate.failing,
-            revalidating=self.revalidating(key),
+            revalidating=held and self.revalidating(key),
         )
         if remembered is not None:
             self._failed(key, "not_found", remembered, "cache", started)
