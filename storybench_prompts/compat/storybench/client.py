@@ -77,7 +77,9 @@ class DirectusClient:
                 f"timeout must be a positive number of seconds, got {timeout!r}"
             )
         # Offline (STORYBENCH_PROMPTS_OFFLINE), the mirror answers alone: no URL or token.
-        self.offline = _offline_requested(needed=not (self.base_url and self.token))
+        # Offline matters here only without a URL or token (to share the offline stack); with
+        # both, the stack's own settings say it. (A client is built at every call site.)
+        self.offline = not (self.base_url and self.token) and _offline_requested()
         if not self.offline:
             if not self.base_url:
                 raise DirectusConfigurationError("Directus URL not provided")
@@ -328,14 +330,9 @@ async def _latest(shared: SharedStack, kind: ContentKind[C], repository: PromptR
     return await repository.latest()
 
 
-def _offline_requested(*, needed: bool) -> bool:
-    """Whether ``STORYBENCH_PROMPTS_OFFLINE`` is on: from the environment, and when the URL or
-    the token is missing (``needed``) from every place settings are read (``.env`` too)."""
-    for name, value in os.environ.items():
-        if name.upper() == "STORYBENCH_PROMPTS_OFFLINE":
-            return value.strip().lower() in {"1", "true", "yes", "on", "t", "y"}
-    if not needed:
-        return False
+def _offline_requested() -> bool:
+    """Whether ``STORYBENCH_PROMPTS_OFFLINE`` is on, wherever settings are read from (the
+    environment, ``.env``)."""
     try:
         return Settings().offline
     except ValidationError as exc:
