@@ -13,6 +13,7 @@ mirror-only process never loads an HTTP client or a database driver it does not 
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from .mirrors.file import FileMirror
 if TYPE_CHECKING:
     import httpx
 
-    from ._events import ContentChanged, Hook, Hooks, OriginStatus
+    from ._events import ContentChanged, Hook, OriginStatus
     from .cache.engine import CachingRepository
     from .cache.listeners import Listener
     from .cache.stack import Stack
@@ -143,11 +144,9 @@ class DirectusStack:
         await self.stack.__aexit__(exc_type, exc, tb)
 
 
-def _hooks(settings: Settings, hooks: Iterable[Hook]) -> Hooks:
+def _hooks(settings: Settings, hooks: Iterable[Hook]) -> list[Hook]:
     """The caller's hooks, and OpenTelemetry's when ``STORYBENCH_PROMPTS_OTEL`` asks for it
     (``off`` imports nothing of it)."""
-    from ._events import Hooks
-
     installed = list(hooks)
     if settings.otel != "off":
         from .observability.otel import otel_hook
@@ -155,7 +154,7 @@ def _hooks(settings: Settings, hooks: Iterable[Hook]) -> Hooks:
         otel = otel_hook(settings.otel)
         if otel is not None:
             installed.append(otel)
-    return Hooks(installed)
+    return installed
 
 
 def build_stack(settings: Settings | None = None, *, hooks: Iterable[Hook] = ()) -> DirectusStack:
@@ -164,7 +163,6 @@ def build_stack(settings: Settings | None = None, *, hooks: Iterable[Hook] = ())
     ``hooks`` receive every event of both kinds (see ``_events``), beside ``Stats`` and, when
     the setting is on, OpenTelemetry's."""
     from .cache.engine import CachingRepository
-    from .cache.outage import OriginHealth, OutageGate, ProbeSchedule
     from .cache.stack import Stack
 
     settings = settings or Settings()
@@ -174,12 +172,13 @@ def build_stack(settings: Settings | None = None, *, hooks: Iterable[Hook] = ())
     # Builds no connection yet, so nothing leaks if building the source fails next.
     mirror = build_mirror(settings, PROMPT_SETS)
     source = build_source(settings)
-    events = _hooks(settings, hooks)
-    gate = OutageGate(
-        OriginHealth(source.name, emit=events.emit),
-        ProbeSchedule(time.monotonic, initial=policy.probe_initial, maximum=policy.probe_max),
+    stack = Stack.for_origin(
+        source.name,
+        policy=policy,
+        clock=time.monotonic,
+        rand=random.random,
+        hooks=_hooks(settings, hooks),
     )
-    stack = Stack(gate, hooks=events)
     evaluations: CachingRepository[EvaluationSet] = CachingRepository(
         source.for_kind(EVALUATION_SETS),
         _sibling(mirror, EVALUATION_SETS),
@@ -217,19 +216,19 @@ def build_stack(settings: Settings | None = None, *, hooks: Iterable[Hook] = ())
 def _offline_stack(settings: Settings, hooks: Iterable[Hook]) -> DirectusStack:
     """The mirror alone, as origin and mirror of both kinds: no network, no channel."""
     from .cache.engine import CachingRepository
-    from .cache.outage import OriginHealth, OutageGate, ProbeSchedule
     from .cache.stack import Stack
     from .mirrors.offline import OfflineOrigin
 
     policy = settings.cache_policy()
     prompts_origin = OfflineOrigin(build_mirror(settings, PROMPT_SETS))
     evaluations_origin = prompts_origin.for_kind(EVALUATION_SETS)
-    events = _hooks(settings, hooks)
-    gate = OutageGate(
-        OriginHealth(prompts_origin.name, emit=events.emit),
-        ProbeSchedule(time.monotonic, initial=policy.probe_initial, maximum=policy.probe_max),
+    stack = Stack.for_origin(
+        prompts_origin.name,
+        policy=policy,
+        clock=time.monotonic,
+        rand=random.random,
+        hooks=_hooks(settings, hooks),
     )
-    stack = Stack(gate, hooks=events)
     evaluations: CachingRepository[EvaluationSet] = CachingRepository(
         evaluations_origin, evaluations_origin, policy=policy, kind=EVALUATION_SETS, stack=stack
     )

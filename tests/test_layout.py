@@ -13,7 +13,18 @@ PACKAGE = Path(__file__).resolve().parent.parent / "storybench_prompts"
 
 # Lowest first. A module may import its own layer and the layers below it, never above.
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"_defaults", "_exceptions", "_redact", "_events", "_version", "_files", "_logs"}),
+    frozenset(
+        {
+            "_defaults",
+            "_exceptions",
+            "_redact",
+            "_events",
+            "_version",
+            "_files",
+            "_logs",
+            "_closing",
+        }
+    ),
     frozenset({"content"}),
     frozenset({"sources"}),
     frozenset({"mirrors"}),

@@ -108,7 +108,7 @@ class CachingRepository(Generic[C]):
             stack = evaluations.stack  # composed by hand: join the other kind's stack
         if stack is None:
             name = getattr(origin, "name", type(origin).__name__)
-            stack = Stack.alone(name, policy=policy, clock=clock, rand=rand, hooks=hooks)
+            stack = Stack.for_origin(name, policy=policy, clock=clock, rand=rand, hooks=hooks)
         else:
             for hook in hooks:
                 stack.hooks.add(hook)

@@ -74,7 +74,7 @@ class Stack:
         self._channel_up: bool | None = None
 
     @classmethod
-    def alone(
+    def for_origin(
         cls,
         name: str,
         *,
@@ -83,7 +83,8 @@ class Stack:
         rand: Callable[[], float],
         hooks: Iterable[Hook] = (),
     ) -> Stack:
-        """A stack of its own for one repository composed by hand (``name``: the origin's)."""
+        """A stack over one origin (``name``: the origin's, for logs): its gate, probe
+        schedule and hooks, with nothing attached yet."""
         events = Hooks(hooks)
         schedule = ProbeSchedule(
             clock, initial=policy.probe_initial, maximum=policy.probe_max, rand=rand

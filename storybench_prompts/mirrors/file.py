@@ -38,14 +38,14 @@ import os
 import re
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
 import platformdirs
 
+from .._closing import Closeable
 from .._exceptions import (
     MirrorCorruptError,
     MirrorUnavailableError,
@@ -93,7 +93,7 @@ def mirror_key(directus_url: str) -> str:
     return f"{readable}-{hashlib.sha256(identity.encode()).hexdigest()[:10]}"
 
 
-class FileMirror(Generic[C]):
+class FileMirror(Generic[C], Closeable):
     """A directory of JSON snapshots of one content kind. Implements ``PromptMirror``."""
 
     name = "file"
@@ -119,20 +119,6 @@ class FileMirror(Generic[C]):
     def location(self) -> str:
         """Where the copies are, for a person: ``file mirror /path/to/dir``."""
         return f"file mirror {self.directory}"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        return None
 
     def path_for(self, version: int) -> Path:
         """The current snapshot of a version."""

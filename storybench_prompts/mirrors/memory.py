@@ -11,9 +11,9 @@ the highest version still served active (or leaves it when there is none).
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Generic, TypeVar
 
+from .._closing import Closeable
 from .._exceptions import PromptSetNotFoundError
 from ..content.kinds import ContentKind
 from ..content.models import Provenance, VersionedContent, VersionInfo
@@ -26,7 +26,7 @@ C = TypeVar("C", bound=VersionedContent)
 D = TypeVar("D", bound=VersionedContent)
 
 
-class InMemoryMirror(Generic[C]):
+class InMemoryMirror(Generic[C], Closeable):
     """A mirror in a dict. Implements ``PromptMirror``; validates like the real ones.
 
     ``saves`` counts the saves that wrote something; ``active_version`` is what
@@ -48,20 +48,6 @@ class InMemoryMirror(Generic[C]):
     def for_kind(self, kind: ContentKind[D]) -> InMemoryMirror[D]:
         """An empty mirror of another kind."""
         return InMemoryMirror(kind=kind)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        return None
 
     def _checked(self, content: C) -> C:
         if not isinstance(content, self.kind.model):

@@ -9,9 +9,9 @@ origin and its mirror: reads go to the mirror (which re-hashes every copy), writ
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Generic, TypeVar
 
+from .._closing import Closeable
 from .._exceptions import MirrorUnavailableError, PromptSetNotFoundError
 from ..content.kinds import ContentKind
 from ..content.models import VersionedContent, VersionInfo
@@ -23,7 +23,7 @@ C = TypeVar("C", bound=VersionedContent)
 D = TypeVar("D", bound=VersionedContent)
 
 
-class OfflineOrigin(Generic[C]):
+class OfflineOrigin(Generic[C], Closeable):
     """A read-only mirror serving as the origin. Implements ``PromptRepository`` and
     ``PromptMirror`` (whose writes do nothing)."""
 
@@ -48,17 +48,6 @@ class OfflineOrigin(Generic[C]):
         return (
             f"the offline snapshot {directory}" if directory else f"the {self.mirror.name} mirror"
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         await self.mirror.aclose()

@@ -13,13 +13,13 @@ import ipaddress
 import os
 import time
 from collections.abc import Iterable, Mapping
-from types import TracebackType
-from typing import Any, Generic, Self, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr
 
+from .._closing import Closeable
 from .._defaults import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_RESPONSE_BYTES
 from .._exceptions import (
     ConfigurationError,
@@ -80,7 +80,7 @@ def checked_url(url: str) -> str:
     return url.rstrip("/")
 
 
-class DirectusSource(Generic[C]):
+class DirectusSource(Generic[C], Closeable):
     """Reads the published sets of one content kind from Directus; a ``PromptRepository[C]``.
 
     ``url`` and ``token`` default to ``DIRECTUS_URL`` and ``DIRECTUS_TOKEN``. ``kind`` says
@@ -157,17 +157,6 @@ class DirectusSource(Generic[C]):
 
     def __repr__(self) -> str:
         return f"DirectusSource(url={self.url!r}, kind={self.kind.name!r}, token=***)"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         if self._owns_client:

@@ -8,9 +8,9 @@ so code that checks for a batched read still finds the truth.
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, TypeVar
 
+from .._closing import Closeable
 from ..content.models import VersionedContent, VersionInfo
 from .base import PromptRepository
 
@@ -20,7 +20,7 @@ C = TypeVar("C", bound=VersionedContent)
 T = TypeVar("T")
 
 
-class WrappedSource(Generic[C]):
+class WrappedSource(Generic[C], Closeable):
     def __init__(self, source: PromptRepository[C]) -> None:
         self._source = source
 
@@ -45,14 +45,3 @@ class WrappedSource(Generic[C]):
 
     async def aclose(self) -> None:
         await self._source.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from ..._closing import Closeable
 from ..._exceptions import (
     DirectusClientError,
     DirectusConfigurationError,
@@ -57,7 +57,7 @@ logger = get_logger("storybench_prompts.dropin")
 C = TypeVar("C", bound=VersionedContent)
 
 
-class DirectusClient:
+class DirectusClient(Closeable):
     """storybench's Directus client, served through this library's cache and mirror.
 
     Construction is cheap (no connection, no I/O beyond reading two environment variables):
@@ -94,17 +94,6 @@ class DirectusClient:
         if self.offline:
             return "DirectusClient(offline)"
         return f"DirectusClient(base_url={self.base_url!r}, token=***)"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Nothing to close: the shared stack belongs to the event loop, not to one client."""

@@ -12,13 +12,13 @@ import contextlib
 import os
 import time
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pymongo
 import pymongo.errors
 from pymongo import AsyncMongoClient
 
+from ..._closing import Closeable
 from ..._defaults import (
     DEFAULT_DATABASE,
     DEFAULT_SERVER_SELECTION_TIMEOUT,
@@ -46,7 +46,7 @@ C = TypeVar("C", bound=VersionedContent)
 D = TypeVar("D", bound=VersionedContent)
 
 
-class MongoMirror(Generic[C]):
+class MongoMirror(Generic[C], Closeable):
     """Sets of one content kind in MongoDB, readable by storybench. Implements ``PromptMirror``.
 
     Give either ``uri`` (default ``MONGODB_URI``) or ``database``, an already-open PyMongo
@@ -133,17 +133,6 @@ class MongoMirror(Generic[C]):
     def location(self) -> str:
         """Where the copies are, for a person (the password masked)."""
         return f"MongoDB mirror {self._where}, collection {self._collection.name}"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         if self._client is not None and self._owns_client:
