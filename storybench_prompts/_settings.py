@@ -7,6 +7,7 @@ names its variable, and a malformed value is reported under that variable's name
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -205,10 +206,18 @@ class Settings(BaseModel):
     (``fetch_prompts()``, the latest evaluation version), whatever Directus has published
     since; explicit versions are served as usual."""
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # The URL with any password masked (the token and the MongoDB URI are SecretStr).
+        for name, value in super().__repr_args__():
+            if name == "directus_url" and isinstance(value, str):
+                value = redact_uri(value)
+            yield name, value
+
     def describe(self) -> dict[str, object]:
         """Every setting with secrets masked (the MongoDB URI keeps its host, not its password)."""
         out = self.model_dump()
         out["directus_token"] = "***" if self.directus_token else None
+        out["directus_url"] = redact_uri(self.directus_url) if self.directus_url else None
         out["mongodb_uri"] = (
             redact_uri(self.mongodb_uri.get_secret_value()) if self.mongodb_uri else None
         )

@@ -710,3 +710,12 @@ async def test_get_many_of_nothing_asks_nothing():
             route = respx.get(ITEMS).mock(return_value=httpx.Response(200, json={"data": []}))
             assert await src.get_many([]) == {}
     assert route.call_count == 0
+
+
+async def test_an_answer_holding_another_version_is_refused_not_served():
+    # A proxy or CDN in front of Directus that ignores the query string answers v2 for v3.
+    async with source() as src:
+        with respx.mock:
+            respx.get(ITEMS).mock(return_value=httpx.Response(200, json={"data": [raw_version(2)]}))
+            with pytest.raises(DirectusInvalidResponseError, match="holds version 2, not 3"):
+                await src.get(3)

@@ -108,3 +108,18 @@ async def test_a_mirror_of_another_directus_is_never_served(monkeypatch, tmp_pat
     dead = Settings(directus_url="http://127.0.0.1:1", _env_file=None)
     mirror = FileMirror(dead.resolved_mirror_dir(), kind=PROMPT_SETS)
     assert await mirror.versions() == []
+
+
+def test_a_password_in_directus_url_is_refused_and_never_shown():
+    from storybench_prompts import PROMPT_SETS, ConfigurationError, DirectusSource, Settings
+    from storybench_prompts.mirrors.file import mirror_key
+
+    url = "http://user:hunter2pw@127.0.0.1:8055"
+    settings = Settings(directus_url=url, directus_token="t", _env_file=None)
+    assert "hunter2pw" not in repr(settings)
+    assert "hunter2pw" not in str(settings.describe())
+    with pytest.raises(ConfigurationError, match="must not hold a user name or password") as info:
+        DirectusSource(url, "t", kind=PROMPT_SETS)
+    assert "hunter2pw" not in str(info.value)
+    # A URL that does not parse still keys a mirror folder of its own, without an error.
+    assert mirror_key("http://127.0.0.1:99999") != mirror_key("http://[::1")

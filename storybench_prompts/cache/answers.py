@@ -53,6 +53,7 @@ class Answers(Generic[C]):
     def answered(self, key: Key, content: C, via: Via, started: float | None = None) -> None:
         now = self._clock()
         self._entries.forget_not_found(key, content.version)
+        self._entries.forget_refused(key, content.version)
         self._ledger.published(content.version)
         self.notice_drift(content, via)
         if key == LATEST:

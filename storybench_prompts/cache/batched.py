@@ -23,7 +23,7 @@ from ..sources.base import PromptRepository
 from .answers import Answers
 from .changes import ChangeTracker
 from .entries import LATEST, EntryTable, Key
-from .outage import OutageGate
+from .outage import OutageGate, failure_class
 from .policy import CachePolicy
 
 __all__ = ["BatchedReads"]
@@ -99,12 +99,19 @@ class BatchedReads(Generic[C]):
         except StorybenchPromptsError as exc:
             self._gate.failed(exc, probe=slot is not None)
             fetched("error", type(exc).__name__)
+            if failure_class(exc) == "answer":  # a 403 on the collection, say: it stands
+                for version in versions:
+                    self._entries.remember_refused(version, exc)
+                return set()
             return {*versions, *([LATEST] if follows else [])}
         fetched("ok", None)
         self._gate.answered()
         for version in sorted(versions):
             got = found.get(version)
             if got is None:
+                if self._changes.raced_absent(generation, version):
+                    again.add(version)  # published meanwhile, maybe: asked again
+                    continue
                 noun = self._kind.noun
                 gone = PromptSetNotFoundError(
                     f"no published {noun} version {version} in Directus", version=version
@@ -112,6 +119,7 @@ class BatchedReads(Generic[C]):
                 self._answers.not_found(version, gone)
             elif isinstance(got, InvalidPromptSetError):
                 self._gate.failed(got)  # noted: the entry is served as it was, marked stale
+                self._entries.remember_refused(version, got)
             else:
                 self._answers.answered(version, got, "realtime", started)
                 if self._changes.raced(generation, version, got):

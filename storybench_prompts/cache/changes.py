@@ -97,6 +97,23 @@ class ChangeTracker:
             self._parents,
         )
 
+    def raced_absent(self, since: int, key: Key) -> bool:
+        """Whether a change after generation ``since`` may have published ``key`` (so a "not
+        published" answer may predate it)."""
+        if since >= self.generation:
+            return False
+        if not self._log or self._log[0][0] > since + 1:
+            return True
+        return any(
+            g > since
+            and (
+                c.rows is None
+                or (key == LATEST and c.latest_moved)
+                or (key != LATEST and key in c.named)
+            )
+            for g, c in self._log
+        )
+
     def raced(self, since: int, key: Key, content: VersionedContent) -> bool:
         """Whether a change after generation ``since`` touches ``content`` fetched for ``key``
         (so the answer may predate it)."""

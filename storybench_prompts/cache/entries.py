@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from cachetools import TLRUCache, TTLCache
 
-from .._exceptions import PromptSetNotFoundError
+from .._exceptions import PromptSetNotFoundError, StorybenchPromptsError
 from ..content.models import Provenance, VersionedContent
 from .policy import CachePolicy
 
@@ -96,7 +96,7 @@ def newer(candidate: VersionedContent, than: VersionedContent) -> bool:
 class EntryTable(Generic[C]):
     """Entries by key, and remembered "no such version" answers (both bounded)."""
 
-    __slots__ = ("_clock", "_policy", "entries", "not_found")
+    __slots__ = ("_clock", "_policy", "entries", "not_found", "refused")
 
     def __init__(self, policy: CachePolicy, clock: Callable[[], float]) -> None:
         self._policy = policy
@@ -107,6 +107,11 @@ class EntryTable(Generic[C]):
         """Read directly by the hit path (subscripting beats ``Cache.get()`` several times)."""
         # Bounded, so a benchmark config full of typos cannot grow it without limit.
         self.not_found: TTLCache[Key, PromptSetNotFoundError] = TTLCache(
+            maxsize=1024, ttl=policy.not_found_ttl, timer=clock
+        )
+        # Directus's answer about one version that refuses it (invalid content, a 403 on its
+        # collection): not asked again until a change touches it or not_found_ttl passes.
+        self.refused: TTLCache[Key, StorybenchPromptsError] = TTLCache(
             maxsize=1024, ttl=policy.not_found_ttl, timer=clock
         )
 
@@ -157,6 +162,17 @@ class EntryTable(Generic[C]):
     def remember_not_found(self, key: Key, exc: PromptSetNotFoundError) -> None:
         self.not_found[key] = exc
 
+    def remember_refused(self, key: Key, exc: StorybenchPromptsError) -> None:
+        self.refused[key] = exc
+
+    def remembered_refused(self, key: Key) -> StorybenchPromptsError | None:
+        return self.refused.get(key) if self.refused else None
+
+    def forget_refused(self, *keys: Key) -> None:
+        if self.refused:
+            for key in keys:
+                self.refused.pop(key, None)
+
     def forget_not_found(self, *keys: Key) -> None:
         for key in keys:
             self.not_found.pop(key, None)
@@ -164,6 +180,7 @@ class EntryTable(Generic[C]):
     def clear(self) -> None:
         self.entries.clear()
         self.not_found.clear()
+        self.refused.clear()
 
 
 def fresh_error(exc: PromptSetNotFoundError) -> PromptSetNotFoundError:

@@ -25,7 +25,7 @@ from ..sources.base import PromptRepository
 from .answers import Answers
 from .changes import ChangeTracker
 from .entries import LATEST, EntryTable, Key
-from .outage import OutageGate, ProbeSlot
+from .outage import OutageGate, ProbeSlot, failure_class
 from .policy import CachePolicy
 from .singleflight import Flight, SingleFlight
 from .stack import Stack
@@ -196,11 +196,16 @@ class OriginFetches(Generic[C]):
                     content = await self._origin.get(int(key))
         except PromptSetNotFoundError as exc:
             self._gate.answered()
-            self._answers.not_found(key, exc)
+            if self._changes.raced_absent(generation, key):
+                self.raced([key])  # published meanwhile, maybe: asked again, not remembered
+            else:
+                self._answers.not_found(key, exc)
             fetched("not_found", None)
             raise
         except StorybenchPromptsError as exc:  # unavailable, invalid, misconfigured
             self._gate.failed(exc, probe=probing[0])
+            if failure_class(exc) == "answer":
+                self._entries.remember_refused(key, exc)  # about this version: not re-asked
             fetched("error", type(exc).__name__)
             raise
         finally:

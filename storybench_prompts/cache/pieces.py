@@ -137,7 +137,7 @@ def assemble(
         sleep=sleep,
         rand=rand,
     )
-    fetches.raced = revalidation.touched
+    fetches.raced = revalidation.raced
 
     def revalidating(key: Key) -> bool:
         # A changed entry is served at once while its round waits or its refetch runs.

@@ -92,6 +92,16 @@ class ReadPath(Generic[C]):
         if remembered is not None:
             self._failed(key, "not_found", remembered, "cache", started)
             raise remembered
+        refused = self._entries.remembered_refused(key)
+        if refused is not None:
+            # Directus's answer about this version stands until a change touches it: a copy
+            # where one may be served, else that answer, without asking again.
+            try:
+                copy = await self._copies.after_error(key, refused)
+            except StorybenchPromptsError as exc:
+                self._failed(key, "error", exc, "cache", started)
+                raise
+            return self._served(key, copy, "after_error", started)
         if entry is not None and action is Action.CURRENT:
             self._stats.hits += 1  # realtime says it is current: a hit like any other
             return entry.served
@@ -190,6 +200,10 @@ class ReadPath(Generic[C]):
                         return self._served(key, hedged, "hedge", started)
             await flight.done.wait()
         if flight.error is None:
+            entry = self._entries.get(key)
+            if entry is not None and entry.invalidated:
+                # A change touched it while it was fetched: this answer may predate it.
+                return self._served(key, entry.stale_copy(), "stale", started)
             return self._served(key, flight.result(), "origin", started)
         if isinstance(flight.error, PromptSetNotFoundError):
             raise fresh_error(flight.error)

@@ -85,12 +85,20 @@ class Revalidation(Generic[C]):
             self._entries.forget_not_found(LATEST)
         if rows is None:
             self._entries.not_found.clear()
+            self._entries.refused.clear()
         touched: list[Key] = []
         for key, entry in self._entries.snapshot():
             if self._changes.hits(change, key, entry.served):
                 entry.invalidate()
                 touched.append(key)
+        self._entries.forget_refused(*touched, *change.named)
         self.touched(touched, latest_moved=change.latest_moved)
+
+    def raced(self, keys: Iterable[Key]) -> None:
+        """A fetch of these keys may predate a change: fetch them again in the next round
+        ("latest" on its own, as what it points at may have moved)."""
+        keys = list(keys)
+        self.touched(keys, latest_moved=LATEST in keys)
 
     def touched(self, keys: Iterable[Key], *, latest_moved: bool = False) -> None:
         """These entries changed in Directus (already marked): refetch them in the next round."""
@@ -152,4 +160,4 @@ class Revalidation(Generic[C]):
         finally:
             self._in_round = set()
         if again:  # Directus failed, or a change raced the round: the next round has them
-            self.touched(again)
+            self.raced(again)

@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
-from urllib.parse import urlsplit
 
 import anyio
 import click
@@ -38,6 +37,7 @@ from .._exceptions import (
     StorybenchPromptsError,
 )
 from ..content.kinds import EVALUATION_SETS, KINDS, PROMPT_SETS, ContentKind
+from .directus_settings import directus_settings_problem
 
 if TYPE_CHECKING:
     from .._settings import Settings
@@ -225,47 +225,6 @@ def run_command(state: State, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         return anyio.run(fn)
     except StorybenchPromptsError as exc:
         fail(state, what, exc)
-
-
-def directus_settings_problem(settings: Settings) -> str | None:
-    """What is wrong with DIRECTUS_URL or DIRECTUS_TOKEN, as far as can be told without a
-    request; None when nothing is."""
-    url = (settings.directus_url or "").strip()
-    if not url:
-        return (
-            "DIRECTUS_URL is not set: give the base URL of your Directus, "
-            "e.g. export DIRECTUS_URL=https://cms.example.org"
-        )
-    if "://" not in url:
-        return f"DIRECTUS_URL must start with http:// or https://, e.g. http://{url}"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "DIRECTUS_URL is not a valid URL (check the host and the port)"
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        rest = url.split("://", 1)[1]
-        return (
-            f"DIRECTUS_URL must start with http:// or https://, not {scheme}://, e.g. http://{rest}"
-        )
-    if not parts.hostname:
-        return "DIRECTUS_URL has no host, e.g. https://cms.example.org"
-    path = parts.path.rstrip("/")
-    for part in ("/admin", "/items"):
-        at = path.find(part + "/") if part == "/items" else -1
-        if path.endswith(part) or at >= 0:
-            base_path = path[: at if at >= 0 else len(path) - len(part)]
-            host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-            base = f"{scheme}://{host}{f':{port}' if port else ''}{base_path}"
-            return f"DIRECTUS_URL must be the base URL of Directus, without {part}: e.g. {base}"
-    token = settings.directus_token.get_secret_value() if settings.directus_token else ""
-    if not token.strip():
-        return (
-            "DIRECTUS_TOKEN is not set: give the static token of a read-only Directus user "
-            "(see docs/configuration.md)"
-        )
-    return None
 
 
 def require_directus(state: State) -> None:

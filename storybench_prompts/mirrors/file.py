@@ -82,10 +82,15 @@ def default_mirror_dir(directus_url: str | None = None) -> Path:
 
 
 def mirror_key(directus_url: str) -> str:
-    """A folder name for one Directus: readable, and distinct for distinct URLs."""
-    parts = urlsplit(directus_url.strip())
-    host = (parts.hostname or "directus").lower()
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    """A folder name for one Directus: readable, and distinct for distinct URLs (never an
+    error: a URL that does not parse gets a folder of its own all the same)."""
+    raw = directus_url.strip()
+    try:
+        parts = urlsplit(raw)
+        host = (parts.hostname or "directus").lower()
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a port out of range, a broken IPv6 bracket
+        return f"unparsed-{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
     path = parts.path.rstrip("/")
     # The identity of a Directus: scheme, host, port and path (never userinfo or a query).
     identity = f"{parts.scheme}://{host}:{port}{path}"

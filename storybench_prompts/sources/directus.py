@@ -57,6 +57,11 @@ def _is_loopback(host: str) -> bool:
 def checked_url(url: str) -> str:
     """``url`` as a Directus base URL, or :class:`ConfigurationError` saying what is wrong."""
     url = url.strip()
+    if "@" in url.split("://", 1)[-1].split("/", 1)[0]:  # before any message quotes it
+        raise ConfigurationError(
+            "DIRECTUS_URL must not hold a user name or password: give the base URL alone and "
+            "the static token in DIRECTUS_TOKEN"
+        )
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"}:
         example = f"http://{url}" if url and "://" not in url else "https://cms.example.org"
@@ -283,7 +288,14 @@ class DirectusSource(Generic[C], Closeable):
             noun = self.kind.noun
             missing = f"{noun} version {version}" if version is not None else noun
             raise DirectusNotFoundError(f"no published {missing} in Directus", version=version)
-        return self._converted(data[0], what, time.time())
+        content = self._converted(data[0], what, time.time())
+        if version is not None and content.version != version:
+            # A cache or proxy in front of Directus that ignores the query would hand over
+            # another version under this one's number.
+            raise DirectusInvalidResponseError(
+                f"Directus answer to {what}: it holds version {content.version}, not {version}"
+            )
+        return content
 
     def _converted(self, raw: Any, what: str, fetched_at: float) -> C:
         """A raw version item as a checked set, read from Directus now."""

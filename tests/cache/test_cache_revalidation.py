@@ -13,8 +13,10 @@ from storybench_prompts import (
     CachePolicy,
     CachingRepository,
     DirectusPoolTimeoutError,
+    InvalidPromptSetError,
     OriginState,
     PromptSet,
+    PromptSetNotFoundError,
 )
 from storybench_prompts._defaults import (
     DEFAULT_RECONNECT_SPREAD,
@@ -61,6 +63,26 @@ class BatchedOrigin(ScriptedOrigin):
         if self.error is not None:
             raise self.error
         return {v: self.sets[v] for v in wanted if v in self.sets}
+
+
+class AnswersWhenAsked(BatchedOrigin):
+    """Decides its answer when asked and delivers it when the gate opens (a slow answer)."""
+
+    async def get(self, version: int) -> Any:
+        answer = self.sets.get(version)
+        self.calls.append(version)
+        if self.gate is not None:
+            await self.gate.wait()
+        if answer is None:
+            raise PromptSetNotFoundError(f"no version {version}", version=version)
+        return answer
+
+    async def latest(self) -> Any:
+        answer = self.sets[max(self.sets)]
+        self.calls.append("latest")
+        if self.gate is not None:
+            await self.gate.wait()
+        return answer
 
 
 def cached(clock: FakeClock, origin: ScriptedOrigin, rand: float = 0.5) -> CachingRepository:
@@ -253,3 +275,94 @@ async def test_an_edit_during_the_read_of_its_version_is_never_hidden_by_that_re
             False,
         )
         assert (await repo.get(2)).provenance.stale is False
+
+
+async def test_a_publication_during_a_latest_fetch_is_not_lost():
+    origin = AnswersWhenAsked({1: keyed(1), 2: keyed(2)})
+    clock = FakeClock()
+    async with cached(clock, origin) as repo:
+        origin.gate = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(repo.latest)  # asks for the latest: v2, slowly
+            await anyio.wait_all_tasks_blocked()
+            origin.sets[3] = keyed(3)  # v3 is published meanwhile...
+            repo.changed(
+                "prompt_set_versions",
+                "update",
+                [{"id": 103, "version_number": 3, "status": "published"}],
+            )
+            await clock.run_for(DEFAULT_REVALIDATION_DEBOUNCE)  # a round while it is asked
+            origin.gate.set()
+        origin.gate = None
+        # The answer may predate the publication: never served as fresh, and asked again.
+        assert (await repo.latest()).provenance.stale is True
+        await clock.run_for(DEFAULT_REVALIDATION_SPACING)
+        latest = await repo.latest()
+        assert (latest.version, latest.provenance.stale) == (3, False)
+
+
+async def test_a_not_found_that_a_publication_raced_is_not_remembered():
+    origin = AnswersWhenAsked({1: keyed(1)})
+    clock = FakeClock()
+    async with cached(clock, origin) as repo:
+        origin.gate = anyio.Event()
+        async with anyio.create_task_group() as tg:
+
+            async def ask() -> None:
+                with pytest.raises(PromptSetNotFoundError):
+                    await repo.get(5)
+
+            tg.start_soon(ask)
+            await anyio.wait_all_tasks_blocked()
+            origin.sets[5] = keyed(5)
+            repo.changed(
+                "prompt_set_versions",
+                "update",
+                [{"id": 105, "version_number": 5, "status": "published"}],
+            )
+            origin.gate.set()
+        origin.gate = None
+        assert (await repo.get(5)).version == 5  # asked again, not "no such version"
+
+
+async def test_an_answer_a_change_raced_reaches_its_caller_marked_stale():
+    origin = BatchedOrigin({1: keyed(1)})
+    clock = FakeClock()
+    async with cached(clock, origin) as repo:
+        origin.gate = anyio.Event()
+        got: list[PromptSet] = []
+        async with anyio.create_task_group() as tg:
+
+            async def ask() -> None:
+                got.append(await repo.get(1))
+
+            tg.start_soon(ask)
+            await anyio.wait_all_tasks_blocked()
+            origin.sets[1] = keyed(1, " edited")
+            repo.changed("prompts", "update", [{"id": 1000}])
+            origin.gate.set()
+        assert got[0].provenance.stale is True
+
+
+async def test_invalid_content_is_not_asked_for_again_until_a_change_touches_it():
+    origin = BatchedOrigin({1: keyed(1)})
+    clock = FakeClock()
+    async with cached(clock, origin) as repo:
+        await warm(repo, origin, [1])
+        origin.sets[1] = InvalidPromptSetError(["v1 > prompt text: empty"])  # as get_many maps it
+        repo.changed("prompts", "update", [{"id": 1000}])
+        await clock.run_for(DEFAULT_REVALIDATION_DEBOUNCE)
+        asked = len(origin.calls)
+        for _ in range(50):
+            served = await repo.get(1)
+            assert served.provenance.stale is True
+            assert served.provenance.origin_error == "InvalidPromptSetError"
+        assert len(origin.calls) == asked  # the refusal stands: no request per call
+        origin.sets[1] = keyed(1, " fixed")
+        repo.changed("prompts", "update", [{"id": 1000}])  # the editor fixes it
+        await clock.run_for(DEFAULT_REVALIDATION_SPACING)
+        fixed = await repo.get(1)
+        assert (fixed.config_hash, fixed.provenance.stale) == (
+            keyed(1, " fixed").config_hash,
+            False,
+        )

@@ -29,6 +29,7 @@ from ..._exceptions import (
     StorybenchPromptsError,
 )
 from ..._logs import get_logger
+from ..._redact import redact_uri
 from ..._settings import Settings
 from ...content.kinds import EVALUATION_SETS, PROMPT_SETS, ContentKind
 from ...content.models import VersionedContent
@@ -93,7 +94,8 @@ class DirectusClient(Closeable):
     def __repr__(self) -> str:
         if self.offline:
             return "DirectusClient(offline)"
-        return f"DirectusClient(base_url={self.base_url!r}, token=***)"
+        shown = redact_uri(self.base_url) if self.base_url else None
+        return f"DirectusClient(base_url={shown!r}, token=***)"
 
     async def aclose(self) -> None:
         """Nothing to close: the shared stack belongs to the event loop, not to one client."""
