@@ -161,10 +161,11 @@ class Settings(BaseModel):
     mongodb_server_selection_timeout: float = Field(
         DEFAULT_SERVER_SELECTION_TIMEOUT,
         gt=0,
+        le=86_400,  # PyMongo takes milliseconds as an integer: a day is plenty
         validation_alias=_env("MONGODB_SERVER_SELECTION_TIMEOUT"),
     )
     mongodb_socket_timeout: float = Field(
-        DEFAULT_SOCKET_TIMEOUT, gt=0, validation_alias=_env("MONGODB_SOCKET_TIMEOUT")
+        DEFAULT_SOCKET_TIMEOUT, gt=0, le=86_400, validation_alias=_env("MONGODB_SOCKET_TIMEOUT")
     )
     mirror_dir: Path | None = Field(None, validation_alias=_env("MIRROR_DIR"))
 

@@ -127,7 +127,7 @@ def test_a_frozen_directus_is_waited_for_within_bounds_and_visibly(own_directus,
             line for line in hedged.stderr.strip().splitlines() if line.startswith("warning: ")
         ]
         assert len(hedged.stderr.strip().splitlines()) == 1
-        assert "Directus did not answer within 1 s" in hedged.stderr
+        assert f"Directus at {env['DIRECTUS_URL']} did not answer within 1 s" in hedged.stderr
         strict = run(["get", "2", "--strict"], env, timeout=60)
         assert strict.returncode == EXIT_NOT_FRESH
         assert strict.stdout == ""
@@ -172,7 +172,9 @@ def test_a_killed_directus_shows_the_mirror_and_fails_clearly(own_directus, tmp_
     assert served.stderr.strip().splitlines() == [
         served.stderr.strip().splitlines()[0]
     ]  # exactly one line
-    assert served.stderr.startswith("warning: Directus failed (DirectusConnectionError); ")
+    assert served.stderr.startswith(
+        f"warning: Directus at {env['DIRECTUS_URL']} failed (DirectusConnectionError); "
+    )
     assert "served the mirror's copy of prompt set v3" in served.stderr
     strict = run(["get", "latest", "--strict"], env)
     assert strict.returncode == EXIT_NOT_FRESH

@@ -374,3 +374,47 @@ async def test_a_record_holding_other_content_is_never_served(tmp_path):
     (tmp_path / "prompt-set-v1.json").unlink()
     with pytest.raises(MirrorCorruptError):
         await mirror.get_by_hash(one.config_hash)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("fetched_at", ["1e400", "NaN", "-1e20", "1e20"])
+async def test_a_snapshot_read_at_no_possible_time_is_corrupt_not_a_crash(tmp_path, fetched_at):
+    from storybench_prompts import PROMPT_SETS, FileMirror, MirrorCorruptError
+    from tests.factories import flat_set
+
+    mirror = FileMirror(tmp_path, kind=PROMPT_SETS)
+    await mirror.save(flat_set(1))
+    path = mirror.path_for(1)
+    text = path.read_text()
+    import re
+
+    path.write_text(re.sub(r'"fetched_at": [^,]+', f'"fetched_at": {fetched_at}', text))
+    with pytest.raises(MirrorCorruptError, match="not a time"):
+        await mirror.get(1)
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly_with_exit_0(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import anyio
+
+    from storybench_prompts import PROMPT_SETS, FileMirror
+    from tests.factories import flat_set
+
+    anyio.run(FileMirror(tmp_path, kind=PROMPT_SETS).save, flat_set(1, sequences=40, prompts=30))
+    env = {"PATH": os.environ.get("PATH", ""), "STORYBENCH_PROMPTS_MIRROR_DIR": str(tmp_path)}
+    for _ in range(3):  # `| head -1`: the pipe closes after the first line
+        process = subprocess.Popen(
+            [sys.executable, "-m", "storybench_prompts", "get", "1", "--source", "mirror"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        process.stdout.readline()
+        process.stdout.close()
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        assert err == b""

@@ -429,3 +429,16 @@ def test_dump_into_a_missing_directory_is_a_lock_file_error(tmp_path: Path) -> N
     with pytest.raises(LockFileError, match="cannot be written") as info:
         lock().dump(path)
     assert info.value.path == path
+
+
+@pytest.mark.parametrize(
+    ("content", "what"),
+    [("[" * 100_000 + "]" * 100_000, "RecursionError"), ('{"format": 1' + "1" * 5000 + "}", "")],
+)
+def test_a_lock_nested_too_deep_or_with_a_huge_number_is_a_lock_file_error(
+    tmp_path: Path, content: str, what: str
+) -> None:
+    path = tmp_path / "odd.lock"
+    path.write_text(content)
+    with pytest.raises(LockFileError, match=what or "not"):
+        Lock.load(path)

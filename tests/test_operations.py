@@ -141,3 +141,32 @@ async def test_a_missing_needed_field_fails_the_schema_check(own_directus):
 async def test_run_checks_needs_a_pair():
     with pytest.raises(ValueError, match="at least one"):
         await run_checks([])
+
+
+@pytest.mark.anyio
+async def test_versions_with_nothing_to_show_instead_of_directus_raises():
+    from storybench_prompts import PROMPT_SETS, DirectusConnectionError, InMemoryMirror
+    from storybench_prompts.ops.compare import compare_versions
+    from tests.fakes import ScriptedOrigin
+
+    origin = ScriptedOrigin()
+
+    async def down():
+        raise DirectusConnectionError("refused")
+
+    origin.versions = down  # type: ignore[method-assign]
+    with pytest.raises(DirectusConnectionError):
+        await compare_versions(origin, InMemoryMirror(kind=PROMPT_SETS), fall_back_to_mirror=True)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("version", [1.5, "1", True])
+async def test_a_version_that_is_not_an_int_is_a_type_error(version):
+    from storybench_prompts import CachingRepository
+    from tests.fakes import ScriptedOrigin
+
+    async with CachingRepository(ScriptedOrigin()) as repo:
+        if version is True:
+            await repo.get(2)  # True == 1: keep 1 out of the cache so it reaches the check
+        with pytest.raises(TypeError, match="a version is an int"):
+            await repo.get(version)

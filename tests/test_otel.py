@@ -616,3 +616,9 @@ def test_serve_metrics_on_a_busy_port_names_it() -> None:
 def test_serve_metrics_refuses_a_bad_port(port: Any) -> None:
     with pytest.raises(ConfigurationError, match="metrics port"):
         serve_metrics(port=port)
+
+
+@pytest.mark.parametrize("host", ["a" * 70, "bad..host"])
+def test_serve_metrics_on_a_host_that_cannot_be_encoded_names_it(host: str) -> None:
+    with pytest.raises(ConfigurationError, match="not a valid host"):
+        serve_metrics(host, 0)

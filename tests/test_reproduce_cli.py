@@ -466,3 +466,38 @@ def test_diff_of_two_versions_matches_the_expectation(own_directus, tmp_path):
     assert trouble.returncode == 2
     assert "Traceback" not in trouble.stderr
     assert run(["diff", "1", "abc"], env).returncode == 2
+
+
+# -- found by review ---------------------------------------------------------------------------
+
+
+def test_lock_refuses_a_latest_that_came_from_a_copy_and_verify_refuses_a_rejected_token(
+    own_directus, tmp_path
+):
+    server = own_directus
+    mirror = tmp_path / "mirror"
+    env = env_for(server, mirror)
+    assert run(["sync", "--all"], env).returncode == EXIT_OK
+    lockfile = tmp_path / "run.lock"
+    assert run(["lock", "-o", str(lockfile)], env).returncode == EXIT_OK
+    # A lock whose version and hash disagree is refused by get --lock, as verify refuses it.
+    data = json.loads(lockfile.read_text())
+    wrong = tmp_path / "wrong.lock"
+    wrong.write_text(json.dumps({**data, "prompt_set": {**data["prompt_set"], "version": 2}}))
+    mismatched = run(["get", "--lock", str(wrong)], env)
+    assert mismatched.returncode == EXIT_FAILURE
+    assert "as version 3, not 2" in mismatched.stderr
+    # A rejected token: verify exits 2 naming it, whatever the mirror holds.
+    rejected = run(["verify", str(lockfile)], env | {"DIRECTUS_TOKEN": "wrong-token"})
+    assert rejected.returncode == EXIT_USAGE, rejected.stdout + rejected.stderr
+    assert "DIRECTUS_TOKEN" in rejected.stderr
+    # Directus down: "the latest" cannot be known, so no lock names the mirror's.
+    server.kill()
+    refused = run(["lock", "-o", str(tmp_path / "later.lock")], env)
+    assert refused.returncode == EXIT_FAILURE
+    assert "cannot lock the latest prompt set" in refused.stderr
+    assert "--version 3" in refused.stderr
+    assert not (tmp_path / "later.lock").exists()
+    pinned = run(["lock", "-o", str(tmp_path / "pinned.lock"), "--version", "3",
+                  "--evaluation-version", "3"], env)  # fmt: skip
+    assert pinned.returncode == EXIT_OK, pinned.stderr

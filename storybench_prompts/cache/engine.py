@@ -200,6 +200,8 @@ class CachingRepository(Generic[C]):
         try:
             entry = self._cache[version]
         except KeyError:
+            if type(version) is not int:  # 1.5, "1", True: never a key of their own
+                raise TypeError(f"a version is an int, not {version!r}") from None
             return self._expected(await self._read.lookup(version, None), expect_hash)
         if self._clock() < entry.fresh_until:
             self._stats.hits += 1

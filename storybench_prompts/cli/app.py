@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -115,7 +116,7 @@ class State:
 
     def data(self, line: str) -> None:
         """Requested output: always printed."""
-        click.echo(self.redact(line))
+        _echo(self.redact(line))
 
     def warn(self, line: str) -> None:
         """The command's own warnings and errors: stderr."""
@@ -129,7 +130,19 @@ class State:
             text = json.dumps(data, ensure_ascii=False, default=str, separators=(",", ":"))
         else:
             text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
-        click.echo(self.redact(text))
+        _echo(self.redact(text))
+
+
+def _echo(text: str) -> None:
+    """Print requested output; a reader that stopped reading (``| head``) ends the command
+    quietly with exit 0: it has what it asked for."""
+    try:
+        click.echo(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing more reaches the closed pipe
+        raise SystemExit(EXIT_OK) from None
 
 
 class RedactSecrets(logging.Filter):

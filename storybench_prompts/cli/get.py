@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._exceptions import PromptSetNotFoundError, StorybenchPromptsError
+from .._exceptions import (
+    LockedContentNotFoundError,
+    PromptSetNotFoundError,
+    StorybenchPromptsError,
+)
+from .._redact import redact_uri
 from ..content.kinds import KINDS, ContentKind
 from .app import (
     EXIT_FAILURE,
@@ -77,10 +82,11 @@ def _degraded(state: State, kind: ContentKind[Any], content: VersionedContent) -
         return None
     copy = "the mirror's copy" if p.source == "mirror" else "a cached copy"
     what = f"{copy} of {kind.noun} v{content.version}, read {_age(p.age)} ago"
+    at = f" at {redact_uri(state.settings.directus_url)}" if state.settings.directus_url else ""
     if p.origin_error:
-        return f"Directus failed ({p.origin_error}); served {what}"
+        return f"Directus{at} failed ({p.origin_error}); served {what}"
     return (
-        f"Directus did not answer within {state.settings.fallback_after:g} s "
+        f"Directus{at} did not answer within {state.settings.fallback_after:g} s "
         f"(STORYBENCH_PROMPTS_FALLBACK_AFTER); served {what}"
     )
 
@@ -310,6 +316,14 @@ def _from_lock(
             async with mirror_for(state, kind) as mirror:
                 try:
                     found: VersionedContent = await mirror.get_by_hash(locked.config_hash)
+                    if found.version != locked.version:  # as verify and the drop-in judge it
+                        raise LockedContentNotFoundError(
+                            f"{wanted}: the mirror holds that hash as version {found.version}, "
+                            f"not {locked.version}",
+                            kind=kind.name,
+                            version=locked.version,
+                            config_hash=locked.config_hash,
+                        )
                     return found
                 except PromptSetNotFoundError:
                     pass

@@ -13,12 +13,21 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from .._exceptions import LockedContentNotFoundError, MirrorCorruptError, PromptSetNotFoundError
+from .._exceptions import (
+    LockedContentNotFoundError,
+    MirrorCorruptError,
+    PromptSetNotFoundError,
+    StorybenchPromptsError,
+)
 from .app import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, State, cli, fail, run_command
 
 if TYPE_CHECKING:
     from ..content.models import VersionedContent
     from ..ops.lock import Lock
+
+
+class LockedLatestUnknownError(StorybenchPromptsError):
+    """Directus could not say which set is the latest, so no lock names one."""
 
 
 def _usage(state: State, exc: BaseException) -> NoReturn:
@@ -33,6 +42,25 @@ def _load(state: State, path: Path) -> Lock:
         return Lock.load(path)
     except LockFileError as exc:
         _usage(state, exc)
+
+
+def _refuse_misconfigured(stack: Any) -> None:
+    """A rejected token or a wrong URL met on the way is an error (exit 2 naming the setting),
+    whatever the mirror held: a misconfiguration is not an outage."""
+    status = stack.status()
+    if status.auth_failed or status.misconfigured:
+        error = stack.stack.gate.last_exception
+        if isinstance(error, StorybenchPromptsError):
+            raise error
+
+
+def _stale(content: VersionedContent) -> str | None:
+    """Why ``content`` may not be Directus's latest (served from a copy), or None."""
+    p = content.provenance
+    if p is None or not (p.stale or p.hedged or p.origin_error):
+        return None
+    reason = f"Directus failed ({p.origin_error})" if p.origin_error else "Directus was slow"
+    return f"{reason}; the {p.source}'s copy of v{content.version} was served"
 
 
 def _directus_url(state: State) -> str | None:
@@ -75,6 +103,11 @@ def lock_command(
         async with build_stack(state.settings) as stack:
             prompts, evaluations = stack.prompts, stack.evaluations
             prompt_set = await (prompts.latest() if version is None else prompts.get(version))
+            if version is None and not state.settings.offline and _stale(prompt_set):
+                raise LockedLatestUnknownError(
+                    f"cannot lock the latest prompt set: {_stale(prompt_set)}, which may not be "
+                    f"the latest; lock it by number with --version {prompt_set.version}"
+                )
             evaluation_set = None
             try:
                 evaluation_set = await (
@@ -86,6 +119,17 @@ def lock_command(
                 if evaluation_version is not None:
                     raise
                 state.warn("warning: no evaluation set is published; the lock names none")
+            if (
+                evaluation_set is not None
+                and evaluation_version is None
+                and not state.settings.offline
+                and _stale(evaluation_set)
+            ):
+                raise LockedLatestUnknownError(
+                    f"cannot lock the latest evaluation set: {_stale(evaluation_set)}, which "
+                    "may not be the latest; lock it by number with --evaluation-version "
+                    f"{evaluation_set.version}"
+                )
             kept: list[tuple[str, VersionedContent, str]] = []
             pairs: list[tuple[Any, VersionedContent | None]] = [
                 (prompts, prompt_set),
@@ -97,6 +141,7 @@ def lock_command(
                     continue
                 await keep_in_mirror(mirror, content)
                 kept.append((repository.kind.name, content, mirror.name))
+            _refuse_misconfigured(stack)
             made = Lock.from_sets(prompt_set, evaluation_set, directus_url=_directus_url(state))
             return made, kept
 
@@ -135,6 +180,7 @@ def verify(state: State, lockfile: Path) -> None:
                     rows.append(
                         (kind.name, locked.version, locked.config_hash, found.found_in, None)
                     )
+            _refuse_misconfigured(stack)
         return rows
 
     rows = run_command(state, f"verifying {lockfile}", run)

@@ -21,6 +21,7 @@ __all__ = ["SCHEMA_VERSION", "decode", "document_of", "encode", "parse"]
 C = TypeVar("C", bound=VersionedContent)
 
 SCHEMA_VERSION = 2
+_LATEST_EPOCH = 253_402_300_799.0  # 9999-12-31T23:59:59Z, the last second datetime holds
 
 
 def document_of(kind: ContentKind[C], content: C, *, withdrawn_at: float | None) -> dict[str, Any]:
@@ -84,6 +85,10 @@ def decode(kind: ContentKind[C], path: Path, document: dict[str, Any]) -> C:
         raise integrity.mismatch(str(path), document.get("config_hash"), content.config_hash)
     fetched_at = document.get("fetched_at")
     fetched = float(fetched_at) if isinstance(fetched_at, int | float) else time.time()
+    if not 0.0 <= fetched <= _LATEST_EPOCH:  # NaN fails this too
+        raise MirrorCorruptError(
+            f"{path} says it was read at {fetched_at!r}, not a time", location=str(path)
+        )
     return content.with_provenance(
         Provenance(
             source="mirror",

@@ -118,6 +118,8 @@ def serve_metrics(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Metrics
         raise ConfigurationError(f"serving metrics needs prometheus_client: {INSTALL}") from exc
     try:
         server, thread = start_http_server(port, addr=host)
+    except UnicodeError:  # a host name whose labels cannot be encoded (too long, empty)
+        raise ConfigurationError(f"cannot serve metrics on {host!r}: not a valid host") from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ConfigurationError(

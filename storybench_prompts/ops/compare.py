@@ -110,6 +110,8 @@ async def compare_versions(
     except SourceUnavailableError as exc:
         if not fall_back_to_mirror or isinstance(exc, DirectusAuthenticationError):
             raise
+        if not mirrored and not withdrawn:
+            raise  # nothing to show instead: an empty table would read as "all is well"
         reason = first_line(exc)
         rows = [
             VersionComparison(v, i.version_name, None, i.config_hash, "unverified", reason)

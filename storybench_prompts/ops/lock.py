@@ -183,6 +183,8 @@ class Lock:
             raise LockFileError(
                 source, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             ) from None
+        except (RecursionError, ValueError) as exc:  # nested too deep, an integer too long
+            raise LockFileError(source, f"is not a lock file ({type(exc).__name__})") from None
         try:
             return cls._from_json(data)
         except _Invalid as exc:

@@ -80,12 +80,15 @@ class MongoMirror(Generic[C], Closeable):
             if not uri:
                 raise ConfigurationError("MongoDB URI missing: set MONGODB_URI or pass uri=")
             self._where = redact_uri(uri)
+            selection = _milliseconds("server_selection_timeout", server_selection_timeout)
+            socket = _milliseconds("socket_timeout", socket_timeout)
+            connect = _milliseconds("connect_timeout", connect_timeout)
             try:
                 self._client = AsyncMongoClient(
                     uri,
-                    serverSelectionTimeoutMS=int(server_selection_timeout * 1000),
-                    socketTimeoutMS=int(socket_timeout * 1000),
-                    connectTimeoutMS=int(connect_timeout * 1000),
+                    serverSelectionTimeoutMS=selection,
+                    socketTimeoutMS=socket,
+                    connectTimeoutMS=connect,
                     timeoutMS=None,
                     tz_aware=True,
                     appname="storybench-prompts",
@@ -259,3 +262,12 @@ class MongoMirror(Generic[C], Closeable):
     async def ping(self) -> None:
         with self._errors("ping"):
             await self._db.command("ping")
+
+
+def _milliseconds(name: str, seconds: float) -> int:
+    """A timeout as PyMongo takes it, or :class:`ConfigurationError` naming it."""
+    if not 0 < seconds <= 86_400:  # NaN fails this too
+        raise ConfigurationError(
+            f"the MongoDB {name} must be more than 0 and at most 86400 seconds, not {seconds!r}"
+        )
+    return int(seconds * 1000)
