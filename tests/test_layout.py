@@ -161,6 +161,11 @@ def test_no_dispatch_on_the_kind_outside_content_kinds():
                     for n in names
                 ):
                     offenders.append(f"{module}:{node.lineno}")
+            if isinstance(node, ast.Compare) and any(
+                isinstance(n, ast.Constant) and n.value in {"prompts", "evaluations"}
+                for n in [node.left, *node.comparators]
+            ):
+                offenders.append(f"{module}:{node.lineno} (a kind's name compared)")
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Name)

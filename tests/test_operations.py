@@ -160,13 +160,26 @@ async def test_versions_with_nothing_to_show_instead_of_directus_raises():
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("version", [1.5, "1", True])
-async def test_a_version_that_is_not_an_int_is_a_type_error(version):
+@pytest.mark.parametrize("version", [1.5, "1", "latest", None])
+async def test_a_version_that_is_not_an_int_is_a_type_error_cached_or_not(version):
     from storybench_prompts import CachingRepository
     from tests.fakes import ScriptedOrigin
 
     async with CachingRepository(ScriptedOrigin()) as repo:
-        if version is True:
-            await repo.get(2)  # True == 1: keep 1 out of the cache so it reaches the check
         with pytest.raises(TypeError, match="a version is an int"):
             await repo.get(version)
+        await repo.latest()  # the latest and v1 cached: neither answers for these
+        await repo.get(1)
+        with pytest.raises(TypeError, match="a version is an int"):
+            await repo.get(version)
+
+
+@pytest.mark.anyio
+async def test_true_is_version_one_cached_or_not():
+    from storybench_prompts import CachingRepository
+    from tests.fakes import ScriptedOrigin
+
+    async with CachingRepository(ScriptedOrigin()) as repo:
+        first = await repo.get(True)
+        assert first.version == 1
+        assert await repo.get(True) is await repo.get(1)

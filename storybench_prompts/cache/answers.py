@@ -17,7 +17,7 @@ from ..content.kinds import ContentKind
 from ..content.models import VersionedContent
 from ..ops.sync import SyncResult
 from .drift import DriftLog
-from .entries import LATEST, EntryTable, Key
+from .entries import LATEST, EntryTable, Key, version_of
 from .mirror_io import MirrorIO
 from .policy import CachePolicy
 from .stack import Stack
@@ -79,12 +79,12 @@ class Answers(Generic[C]):
     def not_found(self, key: Key, exc: PromptSetNotFoundError) -> None:
         """Directus answered that this is not published: forget it and never serve it."""
         self._entries.remember_not_found(key, exc)
-        if key == LATEST:
+        version = version_of(key)
+        if version is None:
             self._entries.pop(LATEST)
             self._ledger.nothing_published()
             self.withdraw_above(-1)
             return
-        version = int(key)
         self._ledger.version_gone(version)
         self._entries.pop(version)
         latest = self._entries.get(LATEST)

@@ -1,10 +1,11 @@
 """The read path as a decision without I/O: given what the cache knows, what a lookup does.
 
-``decide`` turns (the entry, now, a remembered "not found", whether Directus's changes are
-pushed, whether Directus is known to be failing, whether a revalidation round has the entry)
-into one :class:`Action`. The engine
-(``engine.py``) is the only place that then awaits anything. The fresh hit is decided before
-this, on the hit path itself: an entry whose ``fresh_until`` has not passed is served at once.
+``decide`` turns (the entry, now, a remembered "not found" or refused answer, whether
+Directus's changes are pushed, whether Directus is known to be failing, whether a revalidation
+round has the entry) into one :class:`Action`; the read path (``read_path.py``) carries it
+out and is the only place that awaits anything. The fresh hit is decided before this, on the
+hit path itself (``engine.py``): an entry whose ``fresh_until`` has not passed is served at
+once.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ class Action(Enum):
     """Serve the entry: realtime is up and no change has touched it since it was fetched."""
     NOT_FOUND = "not_found"
     """Directus said there is no such version, recently: raise it again, ask nothing."""
+    REFUSED = "refused"
+    """Directus's answer was refused (invalid content, a 403) and no change has touched it
+    since: a copy where one may be served, else that refusal; ask nothing."""
     STALE = "stale"
     """Serve the entry marked stale at once; refresh it in the background."""
     REVALIDATING = "revalidating"
@@ -37,12 +41,15 @@ def decide(
     now: float,
     *,
     not_found: bool,
+    refused: bool = False,
     pushed: bool,
     failing: bool,
     revalidating: bool = False,
 ) -> Action:
     if not_found:
         return Action.NOT_FOUND
+    if refused:
+        return Action.REFUSED
     if entry is not None and entry.invalidated and revalidating:
         return Action.REVALIDATING
     if entry is not None and not entry.invalidated:

@@ -1,8 +1,9 @@
 """The caching read-through repository: where cache, origin (Directus) and mirror meet.
 
 ``get``/``latest`` serve a fresh entry at once (the hit path); anything else goes through the
-read path (``read_path.py``, which asks ``decision.py`` what to do). The engine composes the
-pieces, each of which owns its state: ``EntryTable`` (entries and "not found"),
+read path (``read_path.py``, which asks ``decision.py`` what to do). ``pieces.assemble``
+composes the pieces the engine holds, each of which owns its state: ``EntryTable`` (entries,
+"not found" and refused answers),
 ``OriginFetches`` (fetches and what their answers do), ``Copies`` (where a copy comes from),
 ``WithdrawalLedger``, ``MirrorIO``, ``ChangeTracker``, ``DriftLog``, and the ``Stack`` it
 shares with the other kind (outage gate, realtime channel, hooks, lifecycle). The decision
@@ -75,10 +76,10 @@ class CachingRepository(Generic[C]):
     ``sleep`` waits in the same seconds (tests pass a fake pair, so timing rules are exact).
     ``stack`` is what this repository shares with the other kind's (``build_repository()``
     makes one; ``evaluations=`` joins that repository's); without it the repository has a
-    stack of its own. ``channel`` is a realtime
-    feed of Directus's changes: the stack runs it (wire its callbacks to
-    :meth:`content_changed`), and while it is open entries that no change has touched stay
-    current past their TTL. ``hooks`` receive every event (see ``_events``).
+    stack of its own. ``channel`` is a realtime feed of Directus's changes: the stack runs it
+    and routes its changes to every repository of the stack, and while it is open entries
+    that no change has touched stay current past their TTL. ``hooks`` receive every event
+    (see ``_events``).
     """
 
     def __init__(
@@ -117,7 +118,6 @@ class CachingRepository(Generic[C]):
         self._stack = stack
         self._gate = stack.gate
         self._clock = clock
-        self._sleep = sleep
         pieces = assemble(
             origin,
             mirror,
@@ -135,11 +135,9 @@ class CachingRepository(Generic[C]):
         self._changes = pieces.changes
         self._mirror_io = pieces.mirror_io
         self._drift = pieces.drift
-        self._ledger = pieces.ledger
-        self._origin = pieces.origin
-        self._copies = pieces.copies
+        self._fetches = pieces.origin
         self._read = pieces.read
-        self._revalidation = pieces.revalidation
+        self._rounds = pieces.rounds
         count_hits = stack.hit_counter(self.kind.name)
         if count_hits is not None:
             # A hook counts hits itself (OpenTelemetry): each call reports the hits it made,
@@ -200,7 +198,9 @@ class CachingRepository(Generic[C]):
         try:
             entry = self._cache[version]
         except KeyError:
-            if type(version) is not int:  # 1.5, "1", True: never a key of their own
+            # Checked on a miss only (the hit path stays a subscript): 1.5 and "1" are never
+            # keys, and True is 1 as everywhere in Python.
+            if type(version) is not int and type(version) is not bool:
                 raise TypeError(f"a version is an int, not {version!r}") from None
             return self._expected(await self._read.lookup(version, None), expect_hash)
         if self._clock() < entry.fresh_until:
@@ -272,7 +272,7 @@ class CachingRepository(Generic[C]):
         with no active set ends with the highest version warmed active.
         """
         mirror = self.mirror if self.mirror is not None else InMemoryMirror(kind=self.kind)
-        return await self._origin.warm(versions, mirror)
+        return await self._fetches.warm(versions, mirror)
 
     def invalidate(self, version: int | None = None) -> None:
         """Forget one version (and "latest", which may point at it), or everything."""
@@ -282,6 +282,7 @@ class CachingRepository(Generic[C]):
         self._entries.pop(version)
         self._entries.pop(LATEST)
         self._entries.forget_not_found(version, LATEST)
+        self._entries.forget_refused(version, LATEST)
 
     def refresh_all(self) -> None:
         """The content may have changed in Directus: no cached entry is served as fresh until
@@ -293,12 +294,12 @@ class CachingRepository(Generic[C]):
     ) -> None:
         """Directus reports a change (``rows`` None: anything of this kind may have changed):
         the entries it touches are served marked stale until the next round refetches them."""
-        self._revalidation.changed(collection, event, rows)
+        self._rounds.changed(collection, event, rows)
 
     def connected(self) -> None:
         """The realtime channel is (again) subscribed: entries fetched before are checked in
         one round, after a random part of the reconnect spread; they are served meanwhile."""
-        self._revalidation.connected()
+        self._rounds.connected()
 
     def content_changed(self, collection: str | None = None) -> None:
         """A change in a Directus collection (None: anything may have changed); every

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from cachetools import TLRUCache, TTLCache
 
@@ -20,10 +20,27 @@ from .._exceptions import PromptSetNotFoundError, StorybenchPromptsError
 from ..content.models import Provenance, VersionedContent
 from .policy import CachePolicy
 
-__all__ = ["LATEST", "Entry", "EntryTable", "Key", "newer"]
+__all__ = ["LATEST", "Entry", "EntryTable", "Key", "newer", "version_of"]
 
-LATEST = "latest"
-Key = int | str  # a version number, or LATEST
+
+class _Latest:
+    """The key of "the latest version": an object that no caller's argument equals, so
+    ``get("latest")`` is never served the latest from the cache."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "LATEST"
+
+
+LATEST: Final = _Latest()
+Key = int | _Latest  # a version number, or LATEST
+
+
+def version_of(key: Key) -> int | None:
+    """The version number a key asks for; None for LATEST."""
+    return key if isinstance(key, int) else None
+
 
 C = TypeVar("C", bound=VersionedContent)
 

@@ -24,7 +24,7 @@ from .._logs import fields, get_logger
 from ..content.kinds import ContentKind
 from ..content.models import VersionedContent, VersionInfo
 from ..mirrors.base import PromptMirror
-from .entries import LATEST, Key
+from .entries import Key, version_of
 from .singleflight import Flight, SingleFlight
 from .timing import Sleep, bounded
 
@@ -74,9 +74,11 @@ class MirrorIO(Generic[C]):
         """The shared read of ``key`` (the running one, or a new one)."""
         mirror = self.mirror
 
+        number = version_of(key)
+
         async def read(_flight: Flight[C]) -> C:
             copy: C = await self.bounded(
-                (lambda: mirror.latest()) if key == LATEST else (lambda: mirror.get(int(key))),
+                (lambda: mirror.latest()) if number is None else (lambda: mirror.get(number)),
                 f"reading {key}",
             )
             self.hashes[copy.version] = copy.config_hash

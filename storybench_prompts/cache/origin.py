@@ -24,7 +24,7 @@ from ..sources.attempts import observing_attempts
 from ..sources.base import PromptRepository
 from .answers import Answers
 from .changes import ChangeTracker
-from .entries import LATEST, EntryTable, Key
+from .entries import EntryTable, Key, version_of
 from .outage import OutageGate, ProbeSlot, failure_class
 from .policy import CachePolicy
 from .singleflight import Flight, SingleFlight
@@ -66,8 +66,8 @@ class OriginFetches(Generic[C]):
         self._emit = emit
         self._flights: SingleFlight[Key, C] = SingleFlight()
         self.raced: Callable[[list[Key]], None] = self._refresh_each
-        """Told the keys of a fetch that a change raced (the engine points it at the next
-        revalidation round)."""
+        """Told the keys of a fetch that a change raced (``pieces.assemble`` points it at the
+        next change round)."""
 
     def _refresh_each(self, keys: list[Key]) -> None:
         for key in dict.fromkeys(keys):
@@ -130,7 +130,7 @@ class OriginFetches(Generic[C]):
         generation = self._changes.generation
         started = self._clock()
         started_wall = time.time()
-        version = None if key == LATEST else int(key)
+        version = version_of(key)
         attempts = [0]
         probing = [slot is not None]  # whether the attempt under way is a probe
         owned: list[ProbeSlot | None] = [None]
@@ -190,10 +190,11 @@ class OriginFetches(Generic[C]):
                     guard=guard,
                 ),
             ):
-                if key == LATEST:
+                number = version_of(key)
+                if number is None:
                     content = await self._origin.latest()
                 else:
-                    content = await self._origin.get(int(key))
+                    content = await self._origin.get(number)
         except PromptSetNotFoundError as exc:
             self._gate.answered()
             if self._changes.raced_absent(generation, key):

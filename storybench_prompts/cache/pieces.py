@@ -17,6 +17,7 @@ from ..mirrors.base import PromptMirror
 from ..sources.base import PromptRepository
 from .answers import Answers
 from .batched import BatchedReads
+from .change_rounds import ChangeRounds
 from .changes import ChangeTracker
 from .drift import DriftLog
 from .entries import EntryTable, Key
@@ -25,7 +26,6 @@ from .mirror_io import MirrorIO
 from .origin import OriginFetches
 from .policy import CachePolicy
 from .read_path import ReadPath
-from .revalidation import Revalidation
 from .stack import Stack
 from .stats import Stats
 from .withdrawals import WithdrawalLedger
@@ -45,7 +45,7 @@ class Pieces(Generic[C]):
     origin: OriginFetches[C]
     copies: Copies[C]
     read: ReadPath[C]
-    revalidation: Revalidation[C]
+    rounds: ChangeRounds[C]
     stats: Stats
 
 
@@ -128,7 +128,7 @@ def assemble(
         stats=stats,
         emit=emit,
     )
-    revalidation: Revalidation[C] = Revalidation(
+    rounds: ChangeRounds[C] = ChangeRounds(
         entries=entries,
         changes=changes,
         refetch=batched.refetch,
@@ -137,13 +137,11 @@ def assemble(
         sleep=sleep,
         rand=rand,
     )
-    fetches.raced = revalidation.raced
+    fetches.raced = rounds.raced
 
     def revalidating(key: Key) -> bool:
         # A changed entry is served at once while its round waits or its refetch runs.
-        return revalidation.is_pending(key) or fetches.in_flight(key)
+        return rounds.is_pending(key) or fetches.in_flight(key)
 
     read.revalidating = revalidating
-    return Pieces(
-        entries, changes, mirror_io, drift, ledger, fetches, copies, read, revalidation, stats
-    )
+    return Pieces(entries, changes, mirror_io, drift, ledger, fetches, copies, read, rounds, stats)

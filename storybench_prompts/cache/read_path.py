@@ -19,7 +19,7 @@ from ..content.kinds import ContentKind
 from ..content.models import VersionedContent
 from .changes import ChangeTracker
 from .decision import Action, decide
-from .entries import LATEST, Entry, EntryTable, Key, fresh_error
+from .entries import Entry, EntryTable, Key, fresh_error, version_of
 from .fallback import Copies
 from .mirror_io import MirrorIO
 from .origin import OriginFetches
@@ -75,27 +75,27 @@ class ReadPath(Generic[C]):
         self._emit = emit
         self._stats = stats
         self.revalidating: Callable[[Key], bool] = lambda _key: False
-        """Whether a revalidation round has this key (the engine points it at the rounds)."""
+        """Whether a revalidation round has this key (``pieces.assemble`` points it at the
+        rounds)."""
 
     async def lookup(self, key: Key, entry: Entry[C] | None) -> C:
         started = self._clock()
         remembered = self._entries.remembered_not_found(key)
+        refused = self._entries.remembered_refused(key)
         held = entry is not None  # what is pushed or revalidated matters only for an entry
         action = decide(
             entry,
             started,
             not_found=remembered is not None,
+            refused=refused is not None,
             pushed=held and self._changes.pushed(),
             failing=self._gate.failing,
             revalidating=held and self.revalidating(key),
         )
-        if remembered is not None:
+        if action is Action.NOT_FOUND and remembered is not None:
             self._failed(key, "not_found", remembered, "cache", started)
             raise remembered
-        refused = self._entries.remembered_refused(key)
-        if refused is not None:
-            # Directus's answer about this version stands until a change touches it: a copy
-            # where one may be served, else that answer, without asking again.
+        if action is Action.REFUSED and refused is not None:
             try:
                 copy = await self._copies.after_error(key, refused)
             except StorybenchPromptsError as exc:
@@ -134,7 +134,7 @@ class ReadPath(Generic[C]):
         self._emit(
             Served(
                 self._kind.name,
-                None if key == LATEST else int(key),
+                version_of(key),
                 content.version,
                 provenance.source if provenance is not None else "directus",
                 _HOW[rule],
@@ -152,7 +152,7 @@ class ReadPath(Generic[C]):
         source: Literal["cache", "directus"],
         started: float,
     ) -> None:
-        version = None if key == LATEST else int(key)
+        version = version_of(key)
         duration = self._clock() - started
         self._emit(
             LookupFailed(self._kind.name, version, outcome, type(exc).__name__, source, duration)

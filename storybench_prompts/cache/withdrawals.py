@@ -4,7 +4,8 @@ Two guards keep what is served from going back. A version Directus withdrew (not
 asked by number, above the latest it reports, or missing from a full listing) is remembered
 here and never served from the mirror again, even if marking it withdrawn there failed. And
 ``latest()`` never serves a lower version than the highest it served, unless Directus itself
-says the latest is lower. The ledger decides; the engine acts (``docs/architecture.md``).
+says the latest is lower. The ledger decides; ``answers.py`` (what an answer withdraws) and ``fallback.py`` (which
+copy may go out) act on it (``docs/architecture.md``).
 """
 
 from __future__ import annotations

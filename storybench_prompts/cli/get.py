@@ -303,7 +303,7 @@ def _from_lock(
         lock = Lock.load(path)
     except StorybenchPromptsError as exc:  # LockFileError names the file and the problem
         fail(state, "reading the lock file", exc)
-    locked = lock.prompt_set if kind.name == "prompts" else lock.evaluation_set
+    locked = lock.set_of(kind)
     if locked is None:
         state.warn(f"error: lock file {path} names no {kind.noun}")
         sys.exit(EXIT_FAILURE)

@@ -187,7 +187,8 @@ def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
 
 @contextmanager
 def map_transport_errors(what: str, timeouts: DirectusTimeouts) -> Iterator[None]:
-    """Turn httpx's transport errors into ours. The only place httpx errors are caught."""
+    """Turn httpx's transport errors into ours: the one mapper for a request's (the realtime
+    channel's handshake maps its own, into a reconnect)."""
     try:
         yield
     except httpx.PoolTimeout as exc:

@@ -35,6 +35,18 @@ def entry(*, from_mirror: bool = False, invalidated: bool = False):
             Action.NOT_FOUND,
         ),
         (
+            "a refused answer stands over a current entry and an outage",
+            5,
+            dict(not_found=False, refused=True, pushed=True, failing=True),
+            Action.REFUSED,
+        ),
+        (
+            "not found wins over a refusal",
+            5,
+            dict(not_found=True, refused=True, pushed=False, failing=False),
+            Action.NOT_FOUND,
+        ),
+        (
             "realtime says current",
             50,
             dict(not_found=False, pushed=True, failing=False),
@@ -68,6 +80,9 @@ def test_decide(case, now, flags, expected):
 def test_no_entry():
     assert decide(None, 0, not_found=False, pushed=True, failing=False) is Action.FETCH
     assert decide(None, 0, not_found=False, pushed=True, failing=True) is Action.OUTAGE
+    assert decide(None, 0, not_found=False, refused=True, pushed=False, failing=False) is (
+        Action.REFUSED
+    )
 
 
 def test_an_invalidated_entry_is_neither_current_nor_stale():

@@ -366,3 +366,20 @@ async def test_invalid_content_is_not_asked_for_again_until_a_change_touches_it(
             keyed(1, " fixed").config_hash,
             False,
         )
+
+
+async def test_invalidating_a_refused_version_asks_directus_again():
+    origin = BatchedOrigin({1: keyed(1)})
+    clock = FakeClock()
+    async with cached(clock, origin) as repo:
+        await warm(repo, origin, [1])
+        origin.sets[1] = InvalidPromptSetError(["v1 > prompt text: empty"])
+        repo.changed("prompts", "update", [{"id": 1000}])
+        await clock.run_for(DEFAULT_REVALIDATION_DEBOUNCE)
+        assert (await repo.get(1)).provenance.origin_error == "InvalidPromptSetError"
+        origin.sets[1] = keyed(1, " fixed")
+        origin.calls.clear()
+        repo.invalidate(1)  # the caller knows better: the refusal is forgotten with the entry
+        fixed = await repo.get(1)
+        assert fixed.config_hash == keyed(1, " fixed").config_hash
+        assert origin.calls == [1]

@@ -29,7 +29,7 @@ from .entries import LATEST, EntryTable, Key
 from .stack import Stack
 from .timing import Sleep
 
-__all__ = ["Revalidation"]
+__all__ = ["ChangeRounds"]
 
 C = TypeVar("C", bound=VersionedContent)
 
@@ -37,7 +37,7 @@ Refetch = Callable[[set[int], bool, bool], Awaitable[set[Key]]]
 """``refetch(versions, latest_on_its_own, latest_follows_its_version)`` -> keys to try again."""
 
 
-class Revalidation(Generic[C]):
+class ChangeRounds(Generic[C]):
     def __init__(
         self,
         *,
