@@ -330,7 +330,8 @@ def _linked_ids(server: DirectusServer, version_id: int, alias: str, column: str
     with server.admin() as c:
         r = c.get(
             f"/items/evaluation_versions/{version_id}",
-            params={"fields": f"{alias}.{column}", "deep": f'{{"{alias}":{{"_limit":-1}}}}'},
+            # A number, not -1: a server started with QUERY_LIMIT_MAX cuts -1 to it.
+            params={"fields": f"{alias}.{column}", "deep": f'{{"{alias}":{{"_limit":1000000}}}}'},
         )
         r.raise_for_status()
         return [int(row[column]) for row in r.json()["data"][alias]]

@@ -67,8 +67,13 @@ def _serving(what: str, start: Callable[[], S]) -> Iterator[S]:
         server.stop()
 
 
-def _seeded_directus(template: Any, *, minimal: bool = False) -> Iterator[DirectusServer]:
-    with _serving("local Directus (start)", lambda: DirectusServer.start_from(template)) as server:
+def _seeded_directus(
+    template: Any, *, minimal: bool = False, env: dict[str, str] | None = None
+) -> Iterator[DirectusServer]:
+    def start() -> DirectusServer:
+        return DirectusServer.start_from(template, env_overrides=env)
+
+    with _serving("local Directus (start)", start) as server:
         seed_all(server, minimal=minimal)
         yield server
 
@@ -83,6 +88,13 @@ def directus(directus_template: Any) -> Iterator[DirectusServer]:
 def own_directus(directus_template: Any) -> Iterator[DirectusServer]:
     """A seeded Directus of the test's own, which it may stop, stall or change."""
     yield from _seeded_directus(directus_template)
+
+
+@pytest.fixture(scope="session")
+def capped_directus(directus_template: Any) -> Iterator[DirectusServer]:
+    """A shared, seeded Directus with ``QUERY_LIMIT_MAX=2``: it cuts ``limit=-1`` listings and
+    nested lists to two items without saying so. Tests must not change it."""
+    yield from _seeded_directus(directus_template, env={"QUERY_LIMIT_MAX": "2"})
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from storybench_prompts import (
     RetryPolicy,
     SourceUnavailableError,
 )
-from storybench_prompts.content.kinds import EVALUATION_SETS, PROMPT_SETS
+from storybench_prompts.content.kinds import EVALUATION_SETS, NESTED_LIMIT, PROMPT_SETS
 from storybench_prompts.content.models import EvaluationSet
 from storybench_prompts.sources.directus import DirectusTimeouts
 from storybench_prompts.sources.retry import call_with_retries
@@ -95,7 +95,9 @@ async def test_query_asks_for_published_version_with_deep_limits():
     params = route.calls.last.request.url.params
     assert params["filter[status][_eq]"] == "published"
     assert params["filter[version_number][_eq]"] == "5"
-    assert '"_limit":-1' in params["deep"]
+    # A number, not -1: Directus cuts -1 to QUERY_LIMIT_MAX without saying so.
+    assert f'"_limit":{NESTED_LIMIT}' in params["deep"]
+    assert '"_limit":-1' not in params["deep"]
     assert "prompts_in_sequence" in params["deep"]
     assert (
         "sequences_in_set.prompt_sequences_id.prompts_in_sequence.prompts_id.*" in params["fields"]
@@ -305,6 +307,7 @@ async def test_list_versions_parses_and_rejects_malformed_items():
             assert params["filter[status][_eq]"] == "published"
             assert params["sort"] == "version_number"
             assert params["limit"] == "-1"
+            assert params["meta"] == "filter_count"  # to notice a listing Directus cut
         with respx.mock:
             respx.get(ITEMS).mock(return_value=httpx.Response(200, json={"data": [{"id": 1}]}))
             with pytest.raises(DirectusInvalidResponseError, match="item 0"):
@@ -471,8 +474,8 @@ async def test_evaluation_query_comes_from_the_kind():
     assert "evaluation_criteria_in_version.evaluation_criteria_id.*" in params["fields"]
     assert "scoring_in_version.scoring_id.*" in params["fields"]
     assert params["deep"] == EVALUATION_SETS.nested_deep
-    assert '"evaluation_criteria_in_version":{"_limit":-1}' in params["deep"]
-    assert '"scoring_in_version":{"_limit":-1}' in params["deep"]
+    assert f'"evaluation_criteria_in_version":{{"_limit":{NESTED_LIMIT}}}' in params["deep"]
+    assert f'"scoring_in_version":{{"_limit":{NESTED_LIMIT}}}' in params["deep"]
     assert isinstance(evaluation, EvaluationSet)
     assert list(evaluation.criteria) == ["character_depth", "coherence"]
     assert evaluation.criteria["character_depth"].name == "Character Depth"
@@ -687,7 +690,8 @@ async def test_get_many_reads_pages_of_versions_with_the_nested_limits():
     for params in pages:
         assert params["filter[status][_eq]"] == "published"
         assert params["limit"] == "-1"
-        assert '"_limit":-1' in params["deep"]
+        assert params["meta"] == "filter_count"
+        assert f'"_limit":{NESTED_LIMIT}' in params["deep"]
     assert sorted(found) == [1, 2, 3, 4, 6, 7]  # an unpublished version is absent
     assert all(found[v].version == v and found[v].directus_keys() for v in found)
 
@@ -719,3 +723,52 @@ async def test_an_answer_holding_another_version_is_refused_not_served():
             respx.get(ITEMS).mock(return_value=httpx.Response(200, json={"data": [raw_version(2)]}))
             with pytest.raises(DirectusInvalidResponseError, match="holds version 2, not 3"):
                 await src.get(3)
+
+
+def _capped_at(cap, versions_by_number):
+    """Directus with ``QUERY_LIMIT_MAX=cap``: ``limit=-1`` answers ``cap`` items from
+    ``offset``, and ``meta=filter_count`` counts them all."""
+
+    def answer(request):
+        params = request.url.params
+        wanted = params.get("filter[version_number][_in]")
+        numbers = sorted(versions_by_number)
+        if wanted is not None:
+            numbers = [n for n in numbers if str(n) in wanted.split(",")]
+        offset = int(params.get("offset", "0"))
+        page = [versions_by_number[n] for n in numbers[offset : offset + cap]]
+        body = {"data": page}
+        if params.get("meta") == "filter_count":
+            body["meta"] = {"filter_count": len(numbers)}
+        return httpx.Response(200, json=body)
+
+    return answer
+
+
+async def test_a_listing_directus_cuts_to_its_query_limit_max_is_read_whole():
+    published = {v: raw_version(v) for v in range(1, 6)}
+    async with source() as src:
+        with respx.mock:
+            route = respx.get(ITEMS).mock(side_effect=_capped_at(2, published))
+            infos = await src.versions()
+            assert [i.version for i in infos] == [1, 2, 3, 4, 5]
+            assert [c.request.url.params.get("offset") for c in route.calls] == [None, "2", "4"]
+            route.calls.clear()
+            found = await src.get_many(range(1, 6))
+            assert sorted(found) == [1, 2, 3, 4, 5]  # none taken for withdrawn
+            assert len(route.calls) == 3
+
+
+async def test_a_listing_shorter_than_its_count_with_an_empty_page_is_refused():
+    async with source() as src:
+        with respx.mock:
+            respx.get(ITEMS).mock(
+                side_effect=[
+                    httpx.Response(
+                        200, json={"data": [raw_version(1)], "meta": {"filter_count": 3}}
+                    ),
+                    httpx.Response(200, json={"data": [], "meta": {"filter_count": 3}}),
+                ]
+            )
+            with pytest.raises(DirectusInvalidResponseError, match="1 of the 3 items"):
+                await src.versions()

@@ -302,3 +302,36 @@ async def test_realtime_is_off_by_default_and_on_when_asked(directus, directus_t
         assert " 101 " in await websocket_handshake_status(server.url)
     finally:
         await anyio.to_thread.run_sync(server.stop)
+
+
+async def test_a_directus_with_a_query_limit_max_serves_and_syncs_whole_sets(
+    directus, capped_directus
+):
+    """``QUERY_LIMIT_MAX`` cuts ``limit=-1`` without a word: the listing is read by offset
+    and the nested lists ask for a number, so every set is the one an uncapped Directus
+    serves, and a sync withdraws nothing."""
+    async with (
+        DirectusSource(directus.url, directus.readonly_token, kind=PROMPT_SETS) as whole,
+        DirectusSource(capped_directus.url, capped_directus.readonly_token, kind=PROMPT_SETS) as (
+            capped
+        ),
+    ):
+        for kind in (PROMPT_SETS, EVALUATION_SETS):
+            want, got = whole.for_kind(kind), capped.for_kind(kind)
+            assert [i.version for i in await got.versions()] == [1, 2, 3]
+            expected = {v: (await want.get(v)).config_hash for v in (1, 2, 3)}
+            assert {v: (await got.get(v)).config_hash for v in (1, 2, 3)} == expected
+            assert (await got.latest()).config_hash == expected[3]
+            many = await got.get_many([1, 2, 3])
+            assert {v: c.config_hash for v, c in many.items()} == expected
+            mirror = InMemoryMirror(kind=kind)
+            results = await sync_versions(got, mirror)
+            assert sorted((r.version, r.outcome) for r in results) == [
+                (1, "new"),
+                (2, "new"),
+                (3, "new"),
+            ]
+            assert {v: await mirror.stored_hash(v) for v in (1, 2, 3)} == expected
+        v1 = await capped.get(1)
+    assert list(v1.sequences) == list(SEQUENCES)
+    assert all(len(prompts) == 3 for prompts in v1.sequences.values())

@@ -55,14 +55,20 @@ __all__ = [
 C = TypeVar("C", bound=VersionedContent)
 
 
+NESTED_LIMIT = 1_000_000
+"""The ``_limit`` of every nested list. Not -1: Directus cuts -1 to its ``QUERY_LIMIT_MAX``
+without saying so, and honours a number (a nested list is read whole either way)."""
+
+
 def deep_limits(*paths: tuple[str, ...]) -> str:
-    """``deep`` for every nested list: Directus cuts each at 100 items without saying so."""
+    """``deep`` for every nested list: without it Directus cuts each at ``QUERY_LIMIT_DEFAULT``
+    (100) items without saying so."""
     tree: dict[str, Any] = {}
     for path in paths:
         node = tree
         for part in path:
             node = node.setdefault(part, {})
-        node["_limit"] = -1
+        node["_limit"] = NESTED_LIMIT
     return json.dumps(tree, separators=(",", ":"))
 
 

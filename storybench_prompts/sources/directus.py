@@ -184,6 +184,37 @@ class DirectusSource(Generic[C], Closeable):
 
     async def query(self, path: str, params: Mapping[str, str], what: str) -> Any:
         """GET a path of Directus's API with retries; the ``data`` member of the answer."""
+        return (await self._payload(path, params, what))["data"]
+
+    async def query_all(self, path: str, params: Mapping[str, str], what: str) -> list[Any]:
+        """Every item a listing matches, whatever Directus's ``QUERY_LIMIT_MAX``.
+
+        Directus cuts ``limit=-1`` to that maximum without saying so; the answer's
+        ``filter_count`` says how many items match, and the rest is read by offset (one
+        request when there is no maximum).
+        """
+        rows: list[Any] = []
+        while True:
+            page = {**params, "limit": "-1", "meta": "filter_count"}
+            if rows:
+                page["offset"] = str(len(rows))
+            payload = await self._payload(path, page, what)
+            data = payload["data"]
+            if not isinstance(data, list):
+                raise DirectusInvalidResponseError(
+                    f"Directus answer to {what}: 'data' is not a list"
+                )
+            rows.extend(data)
+            meta = payload.get("meta")
+            count = meta.get("filter_count") if isinstance(meta, dict) else None
+            if type(count) is not int or len(rows) >= count:
+                return rows
+            if not data:
+                raise DirectusInvalidResponseError(
+                    f"Directus answered {what} with {len(rows)} of the {count} items it counts"
+                )
+
+    async def _payload(self, path: str, params: Mapping[str, str], what: str) -> dict[str, Any]:
         answer = await self._http.request(
             "GET", path, params=params, what=what, api=True, on_retry=self._log_retry(what)
         )
@@ -193,7 +224,7 @@ class DirectusSource(Generic[C], Closeable):
                 f"Directus answered {what} without a top-level 'data' member",
                 status=answer.status,
             )
-        return payload["data"]
+        return payload
 
     async def request_json(
         self,
@@ -250,20 +281,15 @@ class DirectusSource(Generic[C], Closeable):
         only ``version_number`` is needed here; every other field is read where it exists.
         """
         noun = self.kind.noun
-        data = await self.query(
+        data = await self.query_all(
             self._items,
             {
                 "filter[status][_eq]": Status.PUBLISHED.value,
                 "fields": "*",
                 "sort": "version_number",
-                "limit": "-1",
             },
             f"the list of published {noun}s",
         )
-        if not isinstance(data, list):
-            raise DirectusInvalidResponseError(
-                f"Directus listing of published {noun}s: 'data' is not a list"
-            )
         out: list[VersionInfo] = []
         for i, item in enumerate(data):
             try:
@@ -342,21 +368,17 @@ class DirectusSource(Generic[C], Closeable):
         for start in range(0, len(wanted), max(1, page)):
             chunk = wanted[start : start + max(1, page)]
             what = f"{noun} versions {chunk[0]}-{chunk[-1]} ({len(chunk)})"
-            data = await self.query(
+            data = await self.query_all(
                 self._items,
                 {
                     "filter[status][_eq]": Status.PUBLISHED.value,
                     "filter[version_number][_in]": ",".join(str(v) for v in chunk),
                     "fields": self.kind.nested_fields,
                     "deep": self.kind.nested_deep,
-                    "limit": "-1",
+                    "sort": "version_number",
                 },
                 what,
             )
-            if not isinstance(data, list):
-                raise DirectusInvalidResponseError(
-                    f"Directus answer to {what}: 'data' is not a list"
-                )
             fetched_at = time.time()
             for raw in data:
                 number = raw.get("version_number") if isinstance(raw, Mapping) else None
