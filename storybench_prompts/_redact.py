@@ -1,8 +1,16 @@
-"""Masking secrets in what we print: the MongoDB URI's password."""
+"""Masking secrets in what we print: a URI's password, and the URI options that hold one."""
 
 from __future__ import annotations
 
-__all__ = ["redact_uri", "uri_password"]
+import re
+
+__all__ = ["redact_uri", "uri_password", "uri_secrets"]
+
+# MongoDB URI options whose value is (or holds) a secret: a key file's password, and the
+# mechanism properties (AWS_SESSION_TOKEN:..., OIDC's). Matched case-insensitively, as PyMongo
+# reads them.
+_SECRET_OPTIONS = ("tlscertificatekeyfilepassword", "ssl_pem_passphrase", "authmechanismproperties")
+_OPTION = re.compile(r"([?&;])(" + "|".join(_SECRET_OPTIONS) + r")=([^&;#]*)", re.IGNORECASE)
 
 
 def _userinfo(uri: str) -> tuple[str, str, str] | None:
@@ -20,7 +28,9 @@ def _userinfo(uri: str) -> tuple[str, str, str] | None:
 
 
 def redact_uri(uri: str) -> str:
-    """The URI with any password replaced by ``***`` (for logs, reprs and errors)."""
+    """The URI with any password, and the value of any option holding a secret, replaced by
+    ``***`` (for logs, reprs and errors)."""
+    uri = _OPTION.sub(lambda m: f"{m[1]}{m[2]}=***", uri)
     found = _userinfo(uri)
     if found is None:
         return uri
@@ -37,3 +47,17 @@ def uri_password(uri: str) -> str | None:
     if found is None or ":" not in found[1]:
         return None
     return found[1].split(":", 1)[1] or None
+
+
+def uri_secrets(uri: str) -> list[str]:
+    """Every secret a URI holds (its password, the values of secret options), so each can be
+    masked wherever it appears."""
+    from urllib.parse import unquote
+
+    found = [m[3] for m in _OPTION.finditer(uri) if m[3]]
+    for value in list(found):  # a mechanism property's value alone (AWS_SESSION_TOKEN:...)
+        found.extend(v for _, _, v in (p.partition(":") for p in value.split(",")) if v)
+    password = uri_password(uri)
+    if password:
+        found.append(password)
+    return list(dict.fromkeys([*found, *(unquote(s) for s in found)]))  # as sent, as decoded

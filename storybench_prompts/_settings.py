@@ -36,6 +36,7 @@ from ._defaults import (
     DEFAULT_STALE_IF_ERROR,
     DEFAULT_SYNC_CONCURRENCY,
 )
+from ._exceptions import ConfigurationError
 from ._redact import redact_uri
 from .mirrors.file import default_mirror_dir
 
@@ -52,9 +53,16 @@ def _read_dotenv(path: str | os.PathLike[str] | None) -> dict[str, str]:
     if path is None:
         return {}
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (FileNotFoundError, IsADirectoryError):
+        data = Path(path).read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return {}
+    except OSError as exc:
+        raise ConfigurationError(
+            f"the dotenv file {path} cannot be read ({exc.strerror or exc})"
+        ) from None
+    # Another tool's .env may hold other encodings: our settings are ASCII, the rest is kept
+    # as it reads.
+    text = data.decode("utf-8", errors="replace")
     values: dict[str, str] = {}
     for line in text.splitlines():
         line = line.strip()

@@ -22,6 +22,7 @@ from storybench_prompts import (
     Prompt,
     PromptSet,
     PromptSetNotFoundError,
+    StorybenchPromptsError,
 )
 from storybench_prompts.content.kinds import EVALUATION_SETS, PROMPT_SETS
 from tests.factories import flat_evaluation_set, flat_set, lax
@@ -55,6 +56,31 @@ async def test_the_server_matches_missing_fields_with_none(mongo_database):
     await mongo_database["probe"].insert_many([{"_id": 1}, {"_id": 2, "withdrawn_at": 5}])
     found = [d["_id"] async for d in mongo_database["probe"].find({"withdrawn_at": None})]
     assert found == [1]
+
+
+@pytest.mark.parametrize(
+    "handmade",
+    [
+        {"_id": "handmade", "version": "three", "activation_seq": 1000, "is_active": True},
+        {"_id": "handmade", "activation_seq": 1000, "is_active": True},
+        {"_id": "handmade", "schema_version": 1, "withdrawn_at": None, "is_active": False},
+    ],
+)
+async def test_a_hand_made_document_without_a_version_blocks_no_write(mongo_database, handmade):
+    await mongo_database["prompts"].insert_one(dict(handmade))
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
+    assert [await mirror.save(flat_set(v)) for v in (1, 2, 3)] == ["new"] * 3
+    await mirror.activate(3)
+    await mirror.activate(2)
+    assert await active_versions(mongo_database) == [2]  # the only active document
+    assert (await storybench_reader(mongo_database))["config_hash"] == flat_set(2).config_hash
+    assert (await mirror.latest()).version == 3
+    assert [i.version for i in await mirror.versions()] == [1, 2, 3]
+    assert await mirror.reconcile() == 2
+    kept = await mongo_database["prompts"].find_one({"_id": "handmade"})
+    assert {k: v for k, v in kept.items() if k != "is_active"} == {
+        k: v for k, v in handmade.items() if k != "is_active"
+    }  # only its flag changed
 
 
 async def test_storybench_reader_sees_the_last_activated_set(mongo_database):
@@ -625,6 +651,27 @@ async def test_password_never_appears(own_nx_server):
             await mirror.get(1)
         assert secret not in str(info.value)
         assert info.value.__cause__ is None or secret not in str(info.value.__cause__)
+    finally:
+        await mirror.aclose()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        "tlsCertificateKeyFilePassword=hunter2-pass",
+        "authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:hunter2-pass",
+    ],
+)
+async def test_secrets_in_uri_options_never_appear(own_nx_server, options):
+    secret = "hunter2-pass"
+    uri = f"mongodb://127.0.0.1:{own_nx_server.port}/?{options}&serverSelectionTimeoutMS=300"
+    own_nx_server.kill()
+    mirror = MongoMirror(uri, server_selection_timeout=0.3, kind=PROMPT_SETS)
+    try:
+        assert secret not in repr(mirror)
+        with pytest.raises(StorybenchPromptsError) as info:
+            await mirror.get(1)
+        assert secret not in str(info.value)
     finally:
         await mirror.aclose()
 

@@ -153,3 +153,37 @@ def test_a_mongodb_password_with_url_delimiters_is_masked(uri):
     assert "Secret99" not in redact_uri(uri)
     if "#" in uri:  # PyMongo takes this one unescaped (it refuses the others)
         assert "Secret99" not in repr(MongoMirror(uri, kind=PROMPT_SETS))
+
+
+@pytest.mark.parametrize(
+    ("options", "secret"),
+    [
+        ("tlsCertificateKeyFilePassword=Secret99", "Secret99"),
+        ("TLSCertificateKeyFilePassword=a%26Secret99&x=1", "a&Secret99"),
+        ("authMechanismProperties=AWS_SESSION_TOKEN:Secret99", "Secret99"),
+    ],
+)
+def test_secrets_in_mongodb_uri_options_are_masked(options, secret, monkeypatch):
+    from storybench_prompts._redact import redact_uri
+    from storybench_prompts.cli.app import State
+
+    uri = f"mongodb://127.0.0.1:1/db?{options}"
+    assert "Secret99" not in redact_uri(uri)
+    monkeypatch.setenv("MONGODB_URI", uri)
+    state = State(Settings(_env_file=None), verbose=False, quiet=True)
+    for shown in (options, secret):  # as in the URI, and as a driver would print it
+        assert "Secret99" not in state.redact(f"failed: {shown} was refused")
+
+
+def test_a_dotenv_file_in_another_encoding_still_gives_our_settings(tmp_path, monkeypatch):
+    monkeypatch.delenv("DIRECTUS_URL", raising=False)
+    env = tmp_path / ".env"
+    env.write_bytes(b"OTHER_TOOL_NOTE=caf\xe9\nDIRECTUS_URL=https://cms.example.org\n")
+    assert Settings(_env_file=env).directus_url == "https://cms.example.org"
+
+
+def test_a_dotenv_file_that_cannot_be_read_is_a_configuration_error(tmp_path):
+    env = tmp_path / ".env"
+    env.symlink_to(env)  # a loop: unreadable for every user, root too
+    with pytest.raises(ConfigurationError, match=r"dotenv file .*\.env cannot be read"):
+        Settings(_env_file=env)

@@ -24,7 +24,7 @@ from storybench_prompts import (
     PromptSetNotFoundError,
     VersionedContent,
 )
-from storybench_prompts.content.kinds import SchemaExpectation, deep_limits
+from storybench_prompts.content.kinds import NESTED_LIMIT, SchemaExpectation, deep_limits
 from storybench_prompts.content.models import ReadOnlyMapping
 from storybench_prompts.content.rules import check_key, check_text, checked, content_from_flat
 from tests.fakes import FakeClock, ScriptedOrigin
@@ -157,4 +157,4 @@ async def test_the_directus_source_reads_a_kind_by_its_queries():
     assert notes.notes == {"style": "Terse."}
     params = route.calls.last.request.url.params
     assert params["fields"] == "*,notes_in_version.note_id.*"
-    assert json.loads(params["deep"]) == {"notes_in_version": {"_limit": -1}}
+    assert json.loads(params["deep"]) == {"notes_in_version": {"_limit": NESTED_LIMIT}}

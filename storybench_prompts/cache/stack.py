@@ -25,6 +25,7 @@ from .._events import (
     OriginStatus,
     StateChanged,
 )
+from .._logs import get_logger
 from ..content.kinds import ContentKind
 from .listeners import Listener, listener
 from .outage import OriginHealth, OutageGate, ProbeSchedule
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from .changes import ChangeFeed
 
 __all__ = ["Stack"]
+
+logger = get_logger("storybench_prompts.cache")
 
 
 class _Closeable(Protocol):
@@ -128,20 +131,30 @@ class Stack:
         """What counts fresh cache hits of ``kind`` (``count(n)``) for the hooks that count
         hits themselves (``hit_counter(kind)``, as the OpenTelemetry hook has); None when none
         does."""
-        counters = [
-            counter(kind)
-            for hook in self.hooks
-            if callable(counter := getattr(hook, "hit_counter", None))
-        ]
+        counters: list[Callable[[int], None]] = []
+        for hook in self.hooks:
+            make = getattr(hook, "hit_counter", None)
+            if not callable(make):
+                continue
+            try:
+                counters.append(make(kind))
+            except Exception:
+                logger.exception("a storybench-prompts hook (%r) has no hit counter", hook)
         if not counters:
             return None
-        if len(counters) == 1:
-            only: Callable[[int], None] = counters[0]
-            return only
+        failed: set[int] = set()
 
         def count_all(hits: int) -> None:
+            # Like any hook, a counter that raises is logged once and never breaks a lookup.
             for count in counters:
-                count(hits)
+                try:
+                    count(hits)
+                except Exception:
+                    if id(count) not in failed:
+                        failed.add(id(count))
+                        logger.exception(
+                            "a storybench-prompts hit counter (%r) raised; logged once", count
+                        )
 
         return count_all
 

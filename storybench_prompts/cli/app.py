@@ -91,7 +91,7 @@ class State:
         self.quiet = quiet
 
     def secrets(self) -> list[str]:
-        from .._redact import uri_password
+        from .._redact import uri_secrets
 
         found = []
         if self.settings.directus_token is not None:
@@ -99,9 +99,7 @@ class State:
         if self.settings.mongodb_uri is not None:
             uri = self.settings.mongodb_uri.get_secret_value()
             found.append(uri)
-            password = uri_password(uri)
-            if password:
-                found.append(password)
+            found.extend(uri_secrets(uri))
         return sorted((s for s in found if s), key=len, reverse=True)
 
     def redact(self, text: str) -> str:
@@ -294,6 +292,9 @@ def settings_errors() -> Iterator[None]:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         click.echo(f"error: invalid settings: {problems}", err=True)
+        sys.exit(EXIT_USAGE)
+    except ConfigurationError as exc:
+        click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
 
 

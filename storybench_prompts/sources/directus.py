@@ -12,7 +12,7 @@ import copy
 import ipaddress
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -62,7 +62,12 @@ def checked_url(url: str) -> str:
             "DIRECTUS_URL must not hold a user name or password: give the base URL alone and "
             "the static token in DIRECTUS_TOKEN"
         )
-    parts = urlsplit(url)
+    if any(ord(c) < 0x21 or 0x7F <= ord(c) < 0xA0 for c in url):
+        raise ConfigurationError("DIRECTUS_URL holds a space or a control character")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unclosed [IPv6 address
+        raise ConfigurationError(f"DIRECTUS_URL does not parse as a URL ({exc})") from None
     if parts.scheme not in {"http", "https"}:
         example = f"http://{url}" if url and "://" not in url else "https://cms.example.org"
         raise ConfigurationError(
@@ -83,6 +88,34 @@ def checked_url(url: str) -> str:
     if parts.query or parts.fragment:
         raise ConfigurationError("DIRECTUS_URL must not carry a query or a fragment")
     return url.rstrip("/")
+
+
+async def read_whole(
+    ask: Callable[[dict[str, str]], Awaitable[dict[str, Any]]],
+    params: Mapping[str, str],
+    what: str,
+) -> list[Any]:
+    """Every item a listing matches. Directus cuts ``limit=-1`` to its ``QUERY_LIMIT_MAX``
+    without saying so; the answer's ``filter_count`` says how many items match, and the rest
+    is read by offset (one request when there is no maximum). ``ask`` sends one page."""
+    rows: list[Any] = []
+    while True:
+        page = {**params, "limit": "-1", "meta": "filter_count"}
+        if rows:
+            page["offset"] = str(len(rows))
+        payload = await ask(page)
+        data = payload["data"]
+        if not isinstance(data, list):
+            raise DirectusInvalidResponseError(f"Directus answer to {what}: 'data' is not a list")
+        rows.extend(data)
+        meta = payload.get("meta")
+        count = meta.get("filter_count") if isinstance(meta, dict) else None
+        if type(count) is not int or len(rows) >= count:
+            return rows
+        if not data:
+            raise DirectusInvalidResponseError(
+                f"Directus answered {what} with {len(rows)} of the {count} items it counts"
+            )
 
 
 class DirectusSource(Generic[C], Closeable):
@@ -187,32 +220,9 @@ class DirectusSource(Generic[C], Closeable):
         return (await self._payload(path, params, what))["data"]
 
     async def query_all(self, path: str, params: Mapping[str, str], what: str) -> list[Any]:
-        """Every item a listing matches, whatever Directus's ``QUERY_LIMIT_MAX``.
-
-        Directus cuts ``limit=-1`` to that maximum without saying so; the answer's
-        ``filter_count`` says how many items match, and the rest is read by offset (one
-        request when there is no maximum).
-        """
-        rows: list[Any] = []
-        while True:
-            page = {**params, "limit": "-1", "meta": "filter_count"}
-            if rows:
-                page["offset"] = str(len(rows))
-            payload = await self._payload(path, page, what)
-            data = payload["data"]
-            if not isinstance(data, list):
-                raise DirectusInvalidResponseError(
-                    f"Directus answer to {what}: 'data' is not a list"
-                )
-            rows.extend(data)
-            meta = payload.get("meta")
-            count = meta.get("filter_count") if isinstance(meta, dict) else None
-            if type(count) is not int or len(rows) >= count:
-                return rows
-            if not data:
-                raise DirectusInvalidResponseError(
-                    f"Directus answered {what} with {len(rows)} of the {count} items it counts"
-                )
+        """Every item a listing matches, whatever Directus's ``QUERY_LIMIT_MAX`` (see
+        :func:`read_whole`)."""
+        return await read_whole(lambda page: self._payload(path, page, what), params, what)
 
     async def _payload(self, path: str, params: Mapping[str, str], what: str) -> dict[str, Any]:
         answer = await self._http.request(

@@ -114,3 +114,32 @@ async def test_hits_reach_a_hit_counting_hook_exactly_once_even_around_a_waiting
         await repo.latest()
         await repo.get_by_hash((await repo.get(1)).config_hash)
         assert hook.hits == repo.stats().hits == 8
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("where", ["count", "make"])
+async def test_a_hit_counter_that_raises_never_breaks_a_lookup(where, caplog):
+    from storybench_prompts import CachingRepository
+    from tests.fakes import ScriptedOrigin
+
+    class Broken:
+        def __call__(self, event) -> None:
+            pass
+
+        def hit_counter(self, kind):
+            if where == "make":
+                raise RuntimeError("no meter")
+
+            def count(n: int = 1) -> None:
+                raise RuntimeError("metrics backend down")
+
+            return count
+
+    async with CachingRepository(ScriptedOrigin(), hooks=[Broken()]) as repo:
+        first = await repo.get(1)
+        for _ in range(3):
+            served = await repo.get(1)  # a hit, reported to the broken counter
+            assert served.config_hash == first.config_hash
+        assert repo.stats().hits == 3
+    raised = [r for r in caplog.records if r.exc_info and "RuntimeError" in repr(r.exc_info[1])]
+    assert len(raised) == 1  # logged once

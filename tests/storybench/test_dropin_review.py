@@ -151,3 +151,23 @@ def test_a_token_refused_with_403_gets_no_mirrored_copy(directus_env: DirectusSe
         assert not isinstance(info.value, DirectusUnavailableError) or info.value.status == 403
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://[::1", "does not parse"),
+        ("http://127.0.0.1:9/\x00", "control character"),
+        ("http://127.0.0.1:9/cms dir", "space"),
+    ],
+)
+def test_a_url_that_does_not_parse_is_a_client_error_naming_the_setting(
+    url: str, problem: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STORYBENCH_PROMPTS_MIRROR_DIR", str(tmp_path))
+
+    async def main() -> None:
+        with pytest.raises(DirectusClientError, match=f"DIRECTUS_URL.*{problem}"):
+            await DirectusClient(url, "token").fetch_prompts(1)
+
+    asyncio.run(main())

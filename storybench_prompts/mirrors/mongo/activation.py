@@ -16,7 +16,8 @@ from typing import Any, Generic, TypeVar
 import pymongo
 import pymongo.errors
 
-from ..._exceptions import PromptSetNotFoundError
+from ..._exceptions import MirrorCorruptError, PromptSetNotFoundError
+from ..._logs import fields, get_logger
 from ...content.models import VersionedContent
 from .codec import COPY_ORDER, Codec, Pick
 
@@ -34,6 +35,23 @@ RANK = [
     ("sync_order", pymongo.DESCENDING),
     ("_id", pymongo.DESCENDING),
 ]
+# What may rank: an activated document that names a version. A hand-made document without
+# one (or with a string) is no set to activate, and never blocks the activation of one.
+RANKED = {"activation_seq": {"$gt": 0}, "version": {"$type": "number"}}
+
+
+logger = get_logger("storybench_prompts.mirrors")
+
+
+def _version_of(document: Mapping[str, Any]) -> int:
+    version = document.get("version")
+    if type(version) is not int:
+        raise MirrorCorruptError(
+            f"MongoDB document {document.get('_id')!r} was activated but its version is "
+            f"{version!r}, not a number",
+            location=repr(document.get("_id")),
+        )
+    return version
 
 
 class ActiveSet(Generic[C]):
@@ -89,9 +107,7 @@ class ActiveSet(Generic[C]):
                 version=version,
             )
         with self._errors(f"activating version {version}"):
-            top = await self._collection.find_one(
-                {"activation_seq": {"$gt": 0}}, {"_id": 1}, sort=RANK
-            )
+            top = await self._collection.find_one(RANKED, {"_id": 1}, sort=RANK)
         if top is not None and top["_id"] == current.doc["_id"] and current.doc.get("is_active"):
             # Already the active set: re-syncing claims no number and writes nothing.
             await self.reconcile()
@@ -114,12 +130,12 @@ class ActiveSet(Generic[C]):
         with self._errors("reconciling the active set"):
             version: int | None = None
             for _ in range(max_rounds):
-                top = await self._collection.find_one({"activation_seq": {"$gt": 0}}, sort=RANK)
+                top = await self._collection.find_one(RANKED, sort=RANK)
                 if top is None:
                     if not await self._stamp_what_storybench_reads():
                         return None
                     continue
-                version = int(top["version"])
+                version = _version_of(top)
                 target = await self._target(top)
                 if target is None:
                     continue  # a fresher number was stamped; rank again
@@ -140,13 +156,31 @@ class ActiveSet(Generic[C]):
                     {"$set": {"is_active": False}},
                 )
                 again = await self._collection.find_one(
-                    {"activation_seq": {"$gt": 0}}, {"_id": 1, "activation_seq": 1}, sort=RANK
+                    RANKED, {"_id": 1, "activation_seq": 1}, sort=RANK
                 )
                 if again is None or (
                     again["_id"] == target["_id"] and again.get("activation_seq") == seq
                 ):
+                    await self._unflag_unranked(target["_id"])
                     return version
             return version
+
+    async def _unflag_unranked(self, target: Any) -> None:
+        """Deactivate active documents that name no version (hand-made): storybench's reader
+        would find one of them instead of the set. Only the flag changes."""
+        others = await self._find(
+            {"is_active": True, "_id": {"$ne": target}}, [("_id", 1)], {"_id": 1, "version": 1}
+        )
+        for other in others:
+            if type(other.get("version")) is not int:
+                logger.warning(
+                    "MongoDB document %r is active but names no version: deactivated",
+                    other["_id"],
+                    extra=fields(source="mongodb"),
+                )
+                await self._collection.update_one(
+                    {"_id": other["_id"]}, {"$set": {"is_active": False}}
+                )
 
     async def _stamp_what_storybench_reads(self) -> bool:
         """Nothing was activated through us: adopt the document storybench's reader finds.

@@ -72,7 +72,7 @@ class Reader(Generic[C]):
             cursor = self._collection.find(SERVED, sort=[("version", direction), *COPY_ORDER])
             try:
                 async for document in cursor:
-                    new_version = bool(group) and group[0].get("version") != document["version"]
+                    new_version = bool(group) and group[0].get("version") != document.get("version")
                     if new_version and close_group():
                         return out
                     group.append(document)
