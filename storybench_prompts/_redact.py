@@ -8,9 +8,9 @@ __all__ = ["redact_uri", "uri_password", "uri_secrets"]
 
 # MongoDB URI options whose value is (or holds) a secret: a key file's password, and the
 # mechanism properties (AWS_SESSION_TOKEN:..., OIDC's). Matched case-insensitively, as PyMongo
-# reads them.
+# reads them; a value runs to the next option (PyMongo takes '#' as part of it).
 _SECRET_OPTIONS = ("tlscertificatekeyfilepassword", "ssl_pem_passphrase", "authmechanismproperties")
-_OPTION = re.compile(r"([?&;])(" + "|".join(_SECRET_OPTIONS) + r")=([^&;#]*)", re.IGNORECASE)
+_OPTION = re.compile(r"([?&;])(" + "|".join(_SECRET_OPTIONS) + r")=([^&;]*)", re.IGNORECASE)
 
 
 def _userinfo(uri: str) -> tuple[str, str, str] | None:

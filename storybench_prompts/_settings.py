@@ -11,7 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_core import InitErrorDetails
 
 from ._defaults import (
@@ -62,7 +70,7 @@ def _read_dotenv(path: str | os.PathLike[str] | None) -> dict[str, str]:
         ) from None
     # Another tool's .env may hold other encodings: our settings are ASCII, the rest is kept
     # as it reads.
-    text = data.decode("utf-8", errors="replace")
+    text = data.decode("utf-8-sig", errors="replace")  # -sig: a BOM (Notepad) is no key
     values: dict[str, str] = {}
     for line in text.splitlines():
         line = line.strip()
@@ -214,6 +222,13 @@ class Settings(BaseModel):
     """The drop-in ``DirectusClient``: a lockfile whose sets are served as the latest
     (``fetch_prompts()``, the latest evaluation version), whatever Directus has published
     since; explicit versions are served as usual."""
+
+    @field_validator("mirror_dir", "lock")
+    @classmethod
+    def _no_nul(cls, value: Path | None) -> Path | None:
+        if value is not None and "\0" in str(value):
+            raise ValueError("a path cannot hold a NUL character")
+        return value
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # The URL with any password masked (the token and the MongoDB URI are SecretStr).

@@ -725,9 +725,11 @@ async def test_an_answer_holding_another_version_is_refused_not_served():
                 await src.get(3)
 
 
-def _capped_at(cap, versions_by_number):
-    """Directus with ``QUERY_LIMIT_MAX=cap``: ``limit=-1`` answers ``cap`` items from
-    ``offset``, and ``meta=filter_count`` counts them all."""
+def _capped_at(cap, versions_by_number, *, between_pages=None, count=len):
+    """Directus with ``QUERY_LIMIT_MAX=cap``: ``limit=-1`` answers ``cap`` items in version
+    order, above ``filter[version_number][_gt]``, and ``meta=filter_count`` counts every
+    item the filter matches. ``between_pages(n)`` changes the table after page ``n``."""
+    pages = [0]
 
     def answer(request):
         params = request.url.params
@@ -735,11 +737,15 @@ def _capped_at(cap, versions_by_number):
         numbers = sorted(versions_by_number)
         if wanted is not None:
             numbers = [n for n in numbers if str(n) in wanted.split(",")]
-        offset = int(params.get("offset", "0"))
-        page = [versions_by_number[n] for n in numbers[offset : offset + cap]]
-        body = {"data": page}
+        above = params.get("filter[version_number][_gt]")
+        if above is not None:
+            numbers = [n for n in numbers if n > int(above)]
+        body = {"data": [versions_by_number[n] for n in numbers[:cap]]}
         if params.get("meta") == "filter_count":
-            body["meta"] = {"filter_count": len(numbers)}
+            body["meta"] = {"filter_count": count(numbers)}
+        pages[0] += 1
+        if between_pages is not None:
+            between_pages(pages[0])
         return httpx.Response(200, json=body)
 
     return answer
@@ -752,23 +758,67 @@ async def test_a_listing_directus_cuts_to_its_query_limit_max_is_read_whole():
             route = respx.get(ITEMS).mock(side_effect=_capped_at(2, published))
             infos = await src.versions()
             assert [i.version for i in infos] == [1, 2, 3, 4, 5]
-            assert [c.request.url.params.get("offset") for c in route.calls] == [None, "2", "4"]
+            above = [c.request.url.params.get("filter[version_number][_gt]") for c in route.calls]
+            assert above == [None, "2", "4"]  # by key, not by offset
             route.calls.clear()
             found = await src.get_many(range(1, 6))
             assert sorted(found) == [1, 2, 3, 4, 5]  # none taken for withdrawn
             assert len(route.calls) == 3
 
 
-async def test_a_listing_shorter_than_its_count_with_an_empty_page_is_refused():
+async def test_a_version_unpublished_between_pages_shifts_nothing():
+    published = {v: raw_version(v) for v in range(1, 6)}
+
+    def unpublish_v1(page):
+        if page == 1:
+            del published[1]
+
     async with source() as src:
         with respx.mock:
-            respx.get(ITEMS).mock(
-                side_effect=[
-                    httpx.Response(
-                        200, json={"data": [raw_version(1)], "meta": {"filter_count": 3}}
-                    ),
-                    httpx.Response(200, json={"data": [], "meta": {"filter_count": 3}}),
-                ]
-            )
-            with pytest.raises(DirectusInvalidResponseError, match="1 of the 3 items"):
+            respx.get(ITEMS).mock(side_effect=_capped_at(2, published, between_pages=unpublish_v1))
+            found = await src.get_many(range(1, 6))
+    assert sorted(found) == [1, 2, 3, 4, 5]  # v1 as it was read; v3 not lost
+
+
+@pytest.mark.parametrize("count", [lambda n: str(len(n)), len])
+async def test_a_count_as_digits_or_a_number_is_followed(count):
+    published = {v: raw_version(v) for v in range(1, 6)}
+    async with source() as src:
+        with respx.mock:
+            respx.get(ITEMS).mock(side_effect=_capped_at(2, published, count=count))
+            assert [i.version for i in await src.versions()] == [1, 2, 3, 4, 5]
+
+
+def _pages(*pages):
+    return [
+        httpx.Response(200, json={"data": [raw_version(v) for v in data], "meta": meta})
+        for data, meta in pages
+    ]
+
+
+@pytest.mark.parametrize(
+    ("pages", "problem"),
+    [
+        # A proxy that ignores the filter hands the first page again.
+        ((([1, 2], {"filter_count": 5}), ([1, 2], {"filter_count": 5})), "already read"),
+        ((([1, 2], {"filter_count": 5}), ([2, 3], {"filter_count": 3})), "already read"),
+        ((([1], {"filter_count": 3}), ([], {"filter_count": 2})), "counts 2 more"),
+        ((([1, 2], {"filter_count": 3}), ([3], None)), "counts none more"),
+        ((([2, 1], {"filter_count": 3}),), "out of version order"),
+        ((([1, 1], {"filter_count": 3}),), "out of version order"),
+    ],
+)
+async def test_a_listing_that_does_not_move_on_or_add_up_is_refused(pages, problem):
+    async with source() as src:
+        with respx.mock:
+            route = respx.get(ITEMS).mock(side_effect=_pages(*pages))
+            with pytest.raises(DirectusInvalidResponseError, match=problem):
                 await src.versions()
+    assert len(route.calls) == len(pages)  # refused at once, never asked in a loop
+
+
+async def test_a_listing_without_a_count_is_taken_as_it_is():
+    async with source() as src:
+        with respx.mock:
+            respx.get(ITEMS).mock(side_effect=_pages(([1, 2], None)))
+            assert [i.version for i in await src.versions()] == [1, 2]

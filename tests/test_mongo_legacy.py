@@ -177,3 +177,35 @@ async def test_taking_over_storybench_database_under_load(mongo_database, mongo_
     await mirror.activate(2)
     active = [d async for d in collection.find({"is_active": True})]
     assert [d["config_hash"] for d in active] == [flat_set(2, text_suffix=" x").config_hash]
+
+
+async def test_a_storybench_document_with_a_whole_double_version_is_taken_over(mongo_database):
+    """mongosh and JavaScript write numbers as doubles: version 2.0 is version 2."""
+    legacy = storybench_document(flat_set(2), active=True, days=0)
+    legacy["version"] = 2.0
+    await mongo_database["prompts"].insert_one(legacy)
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
+    for outcome in ("new", "unchanged"):  # every sync writes, none fails
+        assert [await mirror.save(flat_set(v)) for v in (1, 3)] == [outcome, outcome]
+        await mirror.activate(3, only_if_none=True)  # storybench's active set is kept
+        active = [d async for d in mongo_database["prompts"].find({"is_active": True})]
+        assert [d["_id"] for d in active] == [legacy["_id"]]
+    await mirror.activate(3)
+    active = [d async for d in mongo_database["prompts"].find({"is_active": True})]
+    assert [(d["version"], d["config_hash"]) for d in active] == [(3, flat_set(3).config_hash)]
+
+
+async def test_a_hand_made_active_document_naming_no_version_gives_way_to_a_set(mongo_database):
+    await mongo_database["prompts"].insert_one(
+        {"_id": "handmade", "version": "three", "is_active": True}
+    )
+    mirror = MongoMirror(database=mongo_database, kind=PROMPT_SETS)
+    assert [await mirror.save(flat_set(v)) for v in (1, 2)] == ["new", "new"]
+    await mirror.activate(2, only_if_none=True)  # what a first sync does
+    active = [d async for d in mongo_database["prompts"].find({"is_active": True})]
+    assert [d["version"] for d in active] == [2]  # storybench's reader finds the set
+    assert await mongo_database["prompts"].find_one({"_id": "handmade"}) == {
+        "_id": "handmade",
+        "version": "three",
+        "is_active": False,
+    }

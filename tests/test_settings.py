@@ -161,6 +161,8 @@ def test_a_mongodb_password_with_url_delimiters_is_masked(uri):
         ("tlsCertificateKeyFilePassword=Secret99", "Secret99"),
         ("TLSCertificateKeyFilePassword=a%26Secret99&x=1", "a&Secret99"),
         ("authMechanismProperties=AWS_SESSION_TOKEN:Secret99", "Secret99"),
+        ("tlsCertificateKeyFilePassword=abc#Secret99&tls=true", "abc#Secret99"),
+        ("authMechanismProperties=AWS_SESSION_TOKEN:t#Secret99", "t#Secret99"),
     ],
 )
 def test_secrets_in_mongodb_uri_options_are_masked(options, secret, monkeypatch):
@@ -187,3 +189,66 @@ def test_a_dotenv_file_that_cannot_be_read_is_a_configuration_error(tmp_path):
     env.symlink_to(env)  # a loop: unreadable for every user, root too
     with pytest.raises(ConfigurationError, match=r"dotenv file .*\.env cannot be read"):
         Settings(_env_file=env)
+
+
+def test_a_dotenv_file_with_a_byte_order_mark_keeps_its_first_setting(tmp_path, monkeypatch):
+    monkeypatch.delenv("DIRECTUS_URL", raising=False)
+    env = tmp_path / ".env"
+    env.write_bytes(b"\xef\xbb\xbfDIRECTUS_URL=https://cms.example.org\n")  # as Notepad saves
+    assert Settings(_env_file=env).directus_url == "https://cms.example.org"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("STORYBENCH_PROMPTS_MIRROR_DIR", "/tmp/a\x00b"),
+        ("STORYBENCH_PROMPTS_LOCK", "run\x00.lock"),
+    ],
+)
+def test_a_path_holding_a_nul_names_its_variable(variable, value, tmp_path):
+    from pydantic import ValidationError
+
+    env = tmp_path / ".env"
+    env.write_bytes(f"{variable}={value}\n".encode())
+    with pytest.raises(ValidationError, match=variable):
+        Settings(_env_file=env)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://cms.example\u00ad.org",  # a soft hyphen
+        "https://\uff43ms.example.org",  # a full-width letter
+        "https://xn--zz.example.org",  # an A-label that does not decode
+        "https://cms.example.org/x\udcff",  # a lone surrogate
+    ],
+)
+def test_a_directus_url_whose_host_httpx_cannot_encode_is_a_configuration_error(url):
+    from storybench_prompts import PROMPT_SETS, DirectusSource
+
+    with pytest.raises(ConfigurationError, match="DIRECTUS_URL does not hold a valid host"):
+        DirectusSource(url, "token", kind=PROMPT_SETS)
+
+
+def test_an_international_host_name_is_a_directus_url():
+    from storybench_prompts import PROMPT_SETS, DirectusSource
+
+    assert DirectusSource("https://bücher.example", "t", kind=PROMPT_SETS).url == (
+        "https://bücher.example"
+    )
+
+
+def test_an_env_file_name_too_long_is_a_usage_error(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "storybench_prompts", "--env-file", "a" * 300, "config"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--env-file" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -85,13 +85,14 @@ class ChangeRounds(Generic[C]):
             self._entries.forget_not_found(LATEST)
         if rows is None:
             self._entries.not_found.clear()
-            self._entries.refused.clear()
+        # A refused answer kept no rows to map a change by (the fix may be in any prompt or
+        # criterion): every change of the kind lets each refused key be asked once more.
+        self._entries.refused.clear()
         touched: list[Key] = []
         for key, entry in self._entries.snapshot():
             if self._changes.hits(change, key, entry.served):
                 entry.invalidate()
                 touched.append(key)
-        self._entries.forget_refused(*touched, *change.named)
         self.touched(touched, latest_moved=change.latest_moved)
 
     def raced(self, keys: Iterable[Key]) -> None:

@@ -344,7 +344,11 @@ def cli(
     """
     from .._settings import Settings
 
-    if env_file is not None and not env_file.is_file():
+    try:
+        missing = env_file is not None and not env_file.is_file()
+    except OSError as exc:  # a name too long, say
+        raise click.BadParameter(f"{exc.strerror or exc}", param_hint="--env-file") from None
+    if missing:
         raise click.BadParameter(f"{env_file} does not exist", param_hint="--env-file")
     overrides: dict[str, Any] = {}
     if directus_url is not None:

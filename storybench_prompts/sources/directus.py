@@ -9,10 +9,9 @@ request path in ``http`` (deadlines, size cap, the error mapper).
 from __future__ import annotations
 
 import copy
-import ipaddress
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Generic, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -31,7 +30,9 @@ from .._exceptions import (
 from .._logs import fields, get_logger
 from ..content.kinds import ContentKind
 from ..content.models import Provenance, Status, VersionedContent, VersionInfo
+from .directus_url import checked_url, is_loopback
 from .http import DirectusHTTP, DirectusTimeouts
+from .listing import read_whole
 from .retry import DEFAULT_RETRY, RetryPolicy
 
 __all__ = ["DirectusSource", "DirectusTimeouts"]
@@ -40,82 +41,6 @@ logger = get_logger(__name__, source="directus")
 
 C = TypeVar("C", bound=VersionedContent)
 D = TypeVar("D", bound=VersionedContent)
-
-# A base URL ending in one of these is a page or endpoint of Directus, not Directus itself.
-_NOT_A_BASE = ("/admin", "/items", "/server", "/graphql", "/auth")
-
-
-def _is_loopback(host: str) -> bool:
-    if host in {"localhost", "localhost.localdomain"}:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def checked_url(url: str) -> str:
-    """``url`` as a Directus base URL, or :class:`ConfigurationError` saying what is wrong."""
-    url = url.strip()
-    if "@" in url.split("://", 1)[-1].split("/", 1)[0]:  # before any message quotes it
-        raise ConfigurationError(
-            "DIRECTUS_URL must not hold a user name or password: give the base URL alone and "
-            "the static token in DIRECTUS_TOKEN"
-        )
-    if any(ord(c) < 0x21 or 0x7F <= ord(c) < 0xA0 for c in url):
-        raise ConfigurationError("DIRECTUS_URL holds a space or a control character")
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:  # an unclosed [IPv6 address
-        raise ConfigurationError(f"DIRECTUS_URL does not parse as a URL ({exc})") from None
-    if parts.scheme not in {"http", "https"}:
-        example = f"http://{url}" if url and "://" not in url else "https://cms.example.org"
-        raise ConfigurationError(
-            f"DIRECTUS_URL must start with http:// or https:// (e.g. {example})"
-        )
-    if not parts.hostname:
-        raise ConfigurationError("DIRECTUS_URL has no host (e.g. https://cms.example.org)")
-    try:
-        parts.port  # noqa: B018 (urlsplit checks the port only when asked)
-    except ValueError:
-        raise ConfigurationError("DIRECTUS_URL has a port out of range") from None
-    path = parts.path.rstrip("/")
-    if any(path == p or path.endswith(p) or f"{p}/" in path for p in _NOT_A_BASE):
-        raise ConfigurationError(
-            f"DIRECTUS_URL must be Directus's base URL, not one of its pages or endpoints "
-            f"({parts.path!r}); drop the path after the server's address"
-        )
-    if parts.query or parts.fragment:
-        raise ConfigurationError("DIRECTUS_URL must not carry a query or a fragment")
-    return url.rstrip("/")
-
-
-async def read_whole(
-    ask: Callable[[dict[str, str]], Awaitable[dict[str, Any]]],
-    params: Mapping[str, str],
-    what: str,
-) -> list[Any]:
-    """Every item a listing matches. Directus cuts ``limit=-1`` to its ``QUERY_LIMIT_MAX``
-    without saying so; the answer's ``filter_count`` says how many items match, and the rest
-    is read by offset (one request when there is no maximum). ``ask`` sends one page."""
-    rows: list[Any] = []
-    while True:
-        page = {**params, "limit": "-1", "meta": "filter_count"}
-        if rows:
-            page["offset"] = str(len(rows))
-        payload = await ask(page)
-        data = payload["data"]
-        if not isinstance(data, list):
-            raise DirectusInvalidResponseError(f"Directus answer to {what}: 'data' is not a list")
-        rows.extend(data)
-        meta = payload.get("meta")
-        count = meta.get("filter_count") if isinstance(meta, dict) else None
-        if type(count) is not int or len(rows) >= count:
-            return rows
-        if not data:
-            raise DirectusInvalidResponseError(
-                f"Directus answered {what} with {len(rows)} of the {count} items it counts"
-            )
 
 
 class DirectusSource(Generic[C], Closeable):
@@ -167,7 +92,7 @@ class DirectusSource(Generic[C], Closeable):
         self.timeouts = timeouts or DirectusTimeouts()
         self.retry = retry
         self.max_response_bytes = max_response_bytes
-        if self.url.startswith("http://") and not _is_loopback(host):
+        if self.url.startswith("http://") and not is_loopback(host):
             logger.warning("sending the Directus token over plain http to %s; use https", host)
         self._http = DirectusHTTP(
             self.url,

@@ -17,6 +17,7 @@ from storybench_prompts import (
     OriginState,
     PromptSet,
     PromptSetNotFoundError,
+    PromptSetUnavailableError,
 )
 from storybench_prompts._defaults import (
     DEFAULT_RECONNECT_SPREAD,
@@ -383,3 +384,26 @@ async def test_invalidating_a_refused_version_asks_directus_again():
         fixed = await repo.get(1)
         assert fixed.config_hash == keyed(1, " fixed").config_hash
         assert origin.calls == [1]
+
+
+async def test_a_refused_version_never_cached_is_asked_again_after_any_change_of_its_kind():
+    class Refusing(BatchedOrigin):
+        async def get(self, version: int) -> Any:
+            answer = await super().get(version)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    origin = Refusing({1: keyed(1), 2: keyed(2)})
+    origin.sets[1] = InvalidPromptSetError(["v1 > prompt text: empty"])
+    clock = FakeClock()
+    async with cached(clock, origin) as repo:
+        await warm(repo, origin, [2])
+        for _ in range(2):  # no copy anywhere: unavailable, naming the refusal
+            with pytest.raises(PromptSetUnavailableError, match="InvalidPromptSetError"):
+                await repo.get(1)
+        assert origin.calls.count(1) == 1  # the refusal stands
+        origin.sets[1] = keyed(1)
+        # The fix is in a prompt row the refusal could not be mapped to.
+        repo.changed("prompts", "update", [{"id": 1000}])
+        assert (await repo.get(1)).config_hash == keyed(1).config_hash

@@ -37,18 +37,29 @@ RANK = [
 ]
 # What may rank: an activated document that names a version. A hand-made document without
 # one (or with a string) is no set to activate, and never blocks the activation of one.
-RANKED = {"activation_seq": {"$gt": 0}, "version": {"$type": "number"}}
+NAMED = {"version": {"$type": "number"}}
+RANKED = {"activation_seq": {"$gt": 0}, **NAMED}
 
 
 logger = get_logger("storybench_prompts.mirrors")
 
 
+def _whole(version: Any) -> int | None:
+    """A document's version as a number of ours: an int, or a whole double as mongosh and
+    JavaScript write them (2.0)."""
+    if type(version) is int:
+        return version
+    if type(version) is float and version.is_integer():
+        return int(version)
+    return None
+
+
 def _version_of(document: Mapping[str, Any]) -> int:
-    version = document.get("version")
-    if type(version) is not int:
+    version = _whole(document.get("version"))
+    if version is None:
         raise MirrorCorruptError(
             f"MongoDB document {document.get('_id')!r} was activated but its version is "
-            f"{version!r}, not a number",
+            f"{document.get('version')!r}, not a whole number",
             location=repr(document.get("_id")),
         )
     return version
@@ -96,7 +107,7 @@ class ActiveSet(Generic[C]):
         """
         if only_if_none:
             with self._errors("reading the active set"):
-                active = await self._collection.find_one({"is_active": True}, {"_id": 1})
+                active = await self._collection.find_one({"is_active": True, **NAMED}, {"_id": 1})
             if active is not None:
                 await self.reconcile()
                 return
@@ -166,13 +177,14 @@ class ActiveSet(Generic[C]):
             return version
 
     async def _unflag_unranked(self, target: Any) -> None:
-        """Deactivate active documents that name no version (hand-made): storybench's reader
-        would find one of them instead of the set. Only the flag changes."""
+        """Deactivate active documents that name no version (hand-made), other than
+        ``target``: storybench's reader would find one of them instead of the set. Only the
+        flag changes."""
         others = await self._find(
             {"is_active": True, "_id": {"$ne": target}}, [("_id", 1)], {"_id": 1, "version": 1}
         )
         for other in others:
-            if type(other.get("version")) is not int:
+            if _whole(other.get("version")) is None:
                 logger.warning(
                     "MongoDB document %r is active but names no version: deactivated",
                     other["_id"],
@@ -189,8 +201,9 @@ class ActiveSet(Generic[C]):
         reader returns now is kept, stamped with ``_ADOPTED_SEQ`` so that it ranks above the
         rest, which the reconcile then deactivates. Returns False when none is active.
         """
-        chosen = await self._collection.find_one({"is_active": True}, {"_id": 1})
+        chosen = await self._collection.find_one({"is_active": True, **NAMED}, {"_id": 1})
         if chosen is None:
+            await self._unflag_unranked(None)
             return False
         await self._collection.update_one(
             {"_id": chosen["_id"]}, {"$max": {"activation_seq": _ADOPTED_SEQ}}
