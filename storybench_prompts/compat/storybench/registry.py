@@ -230,13 +230,16 @@ _OTEL_MODULES = ("opentelemetry.metrics", "opentelemetry.trace")
 def _before_fork() -> None:
     # Waits for an import under way in another thread to finish, then imports the rest, so
     # the child finds them whole; then holds the registry lock across the fork.
+    # Nothing here may raise before the lock is taken: a handler that fails is skipped, and
+    # the parent's handler would then release a lock it never took.
     otel = _OTEL_MODULES if "opentelemetry" in sys.modules else ()
     for name in (*_STACK_MODULES, *otel):
-        with contextlib.suppress(ImportError):
+        with contextlib.suppress(Exception):  # ImportError, or a deadlock importlib saw
             importlib.import_module(name)
-    from ...sources.http import shared_ssl_context
+    with contextlib.suppress(Exception):
+        from ...sources.http import shared_ssl_context
 
-    shared_ssl_context()  # made here once, never again while another thread may fork
+        shared_ssl_context()  # made here once, never again while another thread may fork
     _LOCK.acquire()
 
 
@@ -250,6 +253,29 @@ def _after_fork_in_child() -> None:
     _LOCK = threading.Lock()
     _hot = None
     _REGISTRY.clear()
+    _forget_imports_of_other_threads()
+
+
+def _forget_imports_of_other_threads() -> None:
+    """A thread that was importing a module at the fork does not exist in the child, but the
+    module's import lock came along held (and the module half made): the child's next import
+    of it would wait forever. Forget both, so the child imports it afresh."""
+    try:
+        from importlib import _bootstrap
+
+        locks: dict[str, Any] = _bootstrap._module_locks  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):
+        return
+    me = threading.get_ident()
+    for name, ref in list(locks.items()):
+        lock = ref() if callable(ref) else ref
+        owner = getattr(lock, "owner", None)
+        if owner is None or owner == me:
+            continue
+        locks.pop(name, None)
+        module = sys.modules.get(name)
+        if getattr(getattr(module, "__spec__", None), "_initializing", False):
+            sys.modules.pop(name, None)
 
 
 os.register_at_fork(
