@@ -192,19 +192,10 @@ class DirectusClient(Closeable):
     ) -> StorybenchPromptsStructure:
         """A version (this client's model, storybench's, or a raw Directus item) to the flat
         prompt set, by the library's content rules."""
-        if (
-            isinstance(version, DirectusPromptSetVersion)
-            and version._served is not None
-            and linked(version)
-        ):
-            if version._structure is None:
-                version._structure = prompts_structure(version._served)
-            return version._structure
-        try:
-            prompt_set = PROMPT_SETS.convert(raw_item(version))
-        except StorybenchPromptsError as exc:
-            raise client_error(exc) from exc
-        return prompts_structure(prompt_set)
+        structure: StorybenchPromptsStructure = _structure_of(
+            version, DirectusPromptSetVersion, PROMPT_SETS, prompts_structure
+        )
+        return structure
 
     async def list_published_versions(self) -> list[DirectusPromptSetVersion]:
         """Every published version, newest first (without sequences, as storybench lists them).
@@ -251,19 +242,10 @@ class DirectusClient(Closeable):
     ) -> StorybenchEvaluationStructure:
         """An evaluation version (this client's model, storybench's, or a raw Directus item)
         to storybench's evaluation structure, by the library's content rules."""
-        if (
-            isinstance(version, DirectusEvaluationVersion)
-            and version._served is not None
-            and linked(version)
-        ):
-            if version._structure is None:
-                version._structure = evaluation_structure(version._served)
-            return version._structure
-        try:
-            evaluation_set = EVALUATION_SETS.convert(raw_item(version))
-        except StorybenchPromptsError as exc:
-            raise client_error(exc) from exc
-        return evaluation_structure(evaluation_set)
+        structure: StorybenchEvaluationStructure = _structure_of(
+            version, DirectusEvaluationVersion, EVALUATION_SETS, evaluation_structure
+        )
+        return structure
 
     # -- storybench's methods: Directus itself ---------------------------------------------
 
@@ -358,3 +340,19 @@ def _version_number(value: object) -> int:
         return int(value)
     # Never round 2.7 to 2 or read True as 1: that would serve another version.
     raise DirectusRequestError(f"a version number must be an integer, got {value!r}")
+
+
+def _structure_of(
+    version: Any, model: type[Any], kind: ContentKind[Any], build: Callable[[Any], Any]
+) -> Any:
+    """storybench's structure of a version: made once from the set a served model holds (and
+    kept on it), else converted from the version's fields by the kind's content rules."""
+    if isinstance(version, model) and version._served is not None and linked(version):
+        if version._structure is None:
+            version._structure = build(version._served)
+        return version._structure
+    try:
+        content = kind.convert(raw_item(version))
+    except StorybenchPromptsError as exc:
+        raise client_error(exc) from exc
+    return build(content)

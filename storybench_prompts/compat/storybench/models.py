@@ -100,13 +100,8 @@ class SequenceInSet(_Frozen):
     prompt_sequences_id: DirectusPromptSequence
 
 
-class DirectusPromptSetVersion(_Frozen):
-    """A prompt set version as storybench's model names its fields.
-
-    Built from the set this library serves, so it holds only published sequences and prompts,
-    prompts in ``order_in_sequence`` order (``order_in_sequence`` is the 1-based position), and
-    no item ids, descriptions, tags or notes of sequences and prompts (those are None).
-    """
+class _VersionFields(_Frozen):
+    """The fields storybench's prompt set and evaluation versions share, in its order."""
 
     id: DirectusId | None = None
     version_number: int
@@ -120,6 +115,16 @@ class DirectusPromptSetVersion(_Frozen):
     published_at: datetime | None = None
     published_by: Any = None
     based_on_version_number: int | None = None
+
+
+class DirectusPromptSetVersion(_VersionFields):
+    """A prompt set version as storybench's model names its fields.
+
+    Built from the set this library serves, so it holds only published sequences and prompts,
+    prompts in ``order_in_sequence`` order (``order_in_sequence`` is the 1-based position), and
+    no item ids, descriptions, tags or notes of sequences and prompts (those are None).
+    """
+
     sequences_in_set: tuple[SequenceInSet, ...] | None = None
     prompt_sequences: tuple[DirectusPromptSequence, ...] | None = None
 
@@ -192,7 +197,7 @@ class ScoringInVersion(_Frozen):
     scoring_id: DirectusScoring
 
 
-class DirectusEvaluationVersion(_Frozen):
+class DirectusEvaluationVersion(_VersionFields):
     """An evaluation version as storybench's model names its fields.
 
     Built from the set this library serves: criteria in the version's order, keyed by their
@@ -202,21 +207,10 @@ class DirectusEvaluationVersion(_Frozen):
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
-    id: DirectusId | None = None
-    version_number: int
-    version_name: str | None = None
-    description: str | None = None
-    status: PublicationStatus
-    date_created: datetime | None = None
-    date_updated: datetime | None = None
-    user_created: str | None = None
-    user_updated: str | None = None
     # storybench's Directus spells the field ``pubslihed_at``; either spelling is read.
     published_at: datetime | None = Field(
         None, validation_alias=AliasChoices("published_at", "pubslihed_at")
     )
-    published_by: Any = None
-    based_on_version_number: int | None = None
     evaluation_criteria_in_version: tuple[CriterionInVersion, ...] | None = None
     scoring_in_version: tuple[ScoringInVersion, ...] | None = None
     evaluation_criteria: tuple[DirectusEvaluationCriterion, ...] | None = None
