@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -37,6 +37,17 @@ __all__ = [
 ]
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def _linked(model: M, attr: str, content: VersionedContent) -> M:
+    """``model`` holding a private link (``attr``) to the served set it was made from
+    (``linked()`` tells it from a copy)."""
+    setattr(model, attr, content)
+    model._linked_to = id(model)  # type: ignore[attr-defined]
+    return model
+
+
 def _created_at(content: VersionedContent) -> datetime:
     if content.created_at is not None:
         return content.created_at
@@ -56,9 +67,7 @@ def prompts_structure(prompt_set: PromptSet) -> StorybenchPromptsStructure:
         created_at=_created_at(prompt_set),
         updated_at=prompt_set.updated_at,
     )
-    structure._content = prompt_set
-    structure._linked_to = id(structure)
-    return structure
+    return _linked(structure, "_content", prompt_set)
 
 
 def prompts_version(prompt_set: PromptSet) -> DirectusPromptSetVersion:
@@ -89,9 +98,7 @@ def prompts_version(prompt_set: PromptSet) -> DirectusPromptSetVersion:
             for name, prompts in prompt_set.sequences.items()
         ),
     )
-    version._served = prompt_set
-    version._linked_to = id(version)
-    return version
+    return _linked(version, "_served", prompt_set)
 
 
 def listed_version(info: VersionInfo) -> DirectusPromptSetVersion:
@@ -122,9 +129,7 @@ def evaluation_structure(evaluation_set: EvaluationSet) -> StorybenchEvaluationS
         created_at=_created_at(evaluation_set),
         updated_at=evaluation_set.updated_at,
     )
-    structure._content = evaluation_set
-    structure._linked_to = id(structure)
-    return structure
+    return _linked(structure, "_content", evaluation_set)
 
 
 def evaluation_version(evaluation_set: EvaluationSet) -> DirectusEvaluationVersion:
@@ -155,9 +160,7 @@ def evaluation_version(evaluation_set: EvaluationSet) -> DirectusEvaluationVersi
             else ()
         ),
     )
-    version._served = evaluation_set
-    version._linked_to = id(version)
-    return version
+    return _linked(version, "_served", evaluation_set)
 
 
 def raw_item(version: object) -> Mapping[str, Any]:
