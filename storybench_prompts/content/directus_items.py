@@ -74,7 +74,9 @@ class SequenceJunctionItem(_Item):
     prompt_sequences_id: SequenceItem | None = None
 
 
-class PromptSetVersionItem(_Item):
+class _VersionItem(_Item):
+    """The fields of a version row both kinds' collections have."""
+
     id: DirectusId
     version_number: int
     version_name: str | None = None
@@ -85,6 +87,9 @@ class PromptSetVersionItem(_Item):
     published_at: datetime | None = None
     published_by: Any = None
     based_on_version_number: int | None = None
+
+
+class PromptSetVersionItem(_VersionItem):
     sequences_in_set: list[SequenceJunctionItem] = Field(default_factory=list)
 
 
@@ -121,21 +126,12 @@ class ScoringJunctionItem(_Item):
     scoring_id: ScoringItem | None = None
 
 
-class EvaluationVersionItem(_Item):
+class EvaluationVersionItem(_VersionItem):
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True, defer_build=True)
 
-    id: DirectusId
-    version_number: int
-    version_name: str | None = None
-    status: Status
-    description: str | None = None
-    date_created: datetime | None = None
-    date_updated: datetime | None = None
     # storybench's Directus spells the field this way; either spelling is read.
     published_at: datetime | None = Field(
         None, validation_alias=AliasChoices("pubslihed_at", "published_at")
     )
-    published_by: Any = None
-    based_on_version_number: int | None = None
     evaluation_criteria_in_version: list[CriterionJunctionItem] = Field(default_factory=list)
     scoring_in_version: list[ScoringJunctionItem] = Field(default_factory=list)
