@@ -29,6 +29,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from ._forking import forget_imports_of_other_threads_after_fork
 from ._logs import get_logger
 
 if TYPE_CHECKING:
@@ -243,6 +244,7 @@ def _after_fork_in_child() -> None:
 atexit.register(_close_all_at_exit)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+forget_imports_of_other_threads_after_fork()
 
 
 class BlockingRepository(Generic[C]):

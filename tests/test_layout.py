@@ -23,6 +23,7 @@ LAYERS: tuple[frozenset[str], ...] = (
             "_files",
             "_logs",
             "_closing",
+            "_forking",
         }
     ),
     frozenset({"content"}),

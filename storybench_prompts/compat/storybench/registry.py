@@ -36,6 +36,7 @@ from ..._exceptions import (
     DirectusForbiddenError,
     StorybenchPromptsError,
 )
+from ..._forking import forget_imports_of_other_threads_after_fork
 from ..._logs import get_logger
 from ..._settings import Settings
 from ...content.kinds import EVALUATION_SETS, ContentKind
@@ -253,29 +254,6 @@ def _after_fork_in_child() -> None:
     _LOCK = threading.Lock()
     _hot = None
     _REGISTRY.clear()
-    _forget_imports_of_other_threads()
-
-
-def _forget_imports_of_other_threads() -> None:
-    """A thread that was importing a module at the fork does not exist in the child, but the
-    module's import lock came along held (and the module half made): the child's next import
-    of it would wait forever. Forget both, so the child imports it afresh."""
-    try:
-        from importlib import _bootstrap
-
-        locks: dict[str, Any] = _bootstrap._module_locks  # type: ignore[attr-defined]
-    except (ImportError, AttributeError):
-        return
-    me = threading.get_ident()
-    for name, ref in list(locks.items()):
-        lock = ref() if callable(ref) else ref
-        owner = getattr(lock, "owner", None)
-        if owner is None or owner == me:
-            continue
-        locks.pop(name, None)
-        module = sys.modules.get(name)
-        if getattr(getattr(module, "__spec__", None), "_initializing", False):
-            sys.modules.pop(name, None)
 
 
 os.register_at_fork(
@@ -283,6 +261,7 @@ os.register_at_fork(
     after_in_parent=_after_fork_in_parent,
     after_in_child=_after_fork_in_child,
 )
+forget_imports_of_other_threads_after_fork()
 
 
 def ready(key: Key) -> SharedStack | None:
