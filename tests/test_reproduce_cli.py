@@ -458,6 +458,12 @@ def test_diff_of_two_versions_matches_the_expectation(own_directus, tmp_path):
     by_hash = run(["diff", h1, h4], env)
     assert by_hash.returncode == 1
     assert by_hash.stdout == report.stdout
+    by_prefix = run(["diff", h1[:8], h4[:7]], env)  # unique prefixes, as git takes them
+    assert by_prefix.returncode == 1, by_prefix.stderr
+    assert by_prefix.stdout == report.stdout
+    mixed = run(["diff", "1", h4[:6]], env)
+    assert mixed.returncode == 1, mixed.stderr
+    assert mixed.stdout == report.stdout
     criteria = run(["diff", "1", "3", "--kind", "evaluations"], env)
     assert criteria.returncode == 1
     assert "criterion conceptual_depth added" in criteria.stdout

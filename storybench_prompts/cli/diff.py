@@ -26,19 +26,22 @@ EXIT_SAME = 0
 EXIT_DIFFERENT = 1
 EXIT_TROUBLE = EXIT_USAGE
 
-_HASH = re.compile(r"[0-9a-f]{16}")
+_HASH = re.compile(r"[0-9a-f]{6,16}")
 
 
 def _reference(text: str, where: str) -> int | str | None:
-    """A version number, a config_hash, or None for ``latest``."""
+    """A version number, a config_hash (or a unique prefix of at least 6 characters, as git
+    takes it; one of digits alone is a version number), or None for ``latest``."""
     if text == "latest":
         return None
-    if _HASH.fullmatch(text):
+    if text.isdigit() and len(text) < 16:
+        if int(text) > 0:
+            return int(text)
+    elif _HASH.fullmatch(text):
         return text
-    if text.isdigit() and int(text) > 0:
-        return int(text)
     raise click.BadParameter(
-        "a version number, `latest`, or a config_hash (16 lowercase hex characters)",
+        "a version number, `latest`, or a config_hash (or a unique prefix of at least 6 of "
+        "its lowercase hex characters)",
         param_hint=where,
     )
 
@@ -74,15 +77,23 @@ def diff(state: State, a: str, b: str, kind: str, as_json: bool) -> None:
     refs = (_reference(a, "A"), _reference(b, "B"))
 
     async def run() -> tuple[VersionedContent, VersionedContent]:
-        if all(isinstance(r, str) for r in refs):
-            # Two recorded hashes: the mirror alone (a fresh process has nothing cached).
+        from .get import resolve_hash
+
+        hashes = [r for r in refs if isinstance(r, str)]
+        if hashes:
+            # Recorded hashes are the mirror's (a fresh process has nothing cached).
             async with mirror_for(state, content_kind) as mirror:
-                return await _read(mirror, refs[0]), await _read(mirror, refs[1])
+                full = {h: await resolve_hash(mirror, content_kind, h) for h in hashes}
+                if len(hashes) == 2:
+                    return await _read(mirror, full[hashes[0]]), await _read(
+                        mirror, full[hashes[1]]
+                    )
+        resolved = [full[r] if isinstance(r, str) else r for r in refs] if hashes else refs
         from .._compose import build_stack
 
         async with build_stack(state.settings) as stack:
             repository = stack.repository(content_kind)
-            return await _read(repository, refs[0]), await _read(repository, refs[1])
+            return await _read(repository, resolved[0]), await _read(repository, resolved[1])
 
     try:
         first, second = anyio.run(run)

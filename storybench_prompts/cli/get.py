@@ -95,7 +95,7 @@ class _Ambiguous(StorybenchPromptsError):
     pass
 
 
-async def _resolve_hash(mirror: PromptMirror[Any], kind: ContentKind[Any], prefix: str) -> str:
+async def resolve_hash(mirror: PromptMirror[Any], kind: ContentKind[Any], prefix: str) -> str:
     """The full config_hash a prefix names in the mirror (a unique prefix, as git takes it)."""
     if len(prefix) == 16:
         return prefix
@@ -228,7 +228,7 @@ def get(
 def _by_hash(state: State, kind: ContentKind[Any], prefix: str) -> VersionedContent:
     async def run() -> VersionedContent:
         async with mirror_for(state, kind) as mirror:
-            full = await _resolve_hash(mirror, kind, prefix)
+            full = await resolve_hash(mirror, kind, prefix)
             served: VersionedContent = await mirror.get_by_hash(full)
             return served
 
