@@ -408,6 +408,25 @@ def test_every_command_speaks_json(synced_env, tmp_path):
     assert [(k["kind"], k["held"]) for k in warm["kinds"]] == [("prompts", 3), ("evaluations", 3)]
     assert json_of(["sync-prompts", "--list-versions"], synced_env)[0]["version"] == 1
     assert json_of(["sync-prompts", "--test-connection"], synced_env)["ok"] is True
+    lockfile = tmp_path / "run.lock"
+    locked = json_of(["lock", "-o", str(lockfile)], synced_env)
+    assert [(e["kind"], e["version"]) for e in locked["locked"]] == [
+        ("prompts", 3),
+        ("evaluations", 3),
+    ]
+    verified = json_of(["verify", str(lockfile)], synced_env)
+    assert verified["ok"] is True
+    assert [e["state"] for e in verified["sets"]] == ["ok", "ok"]
+    assert [e["config_hash"] for e in verified["sets"]] == [
+        e["config_hash"] for e in locked["locked"]
+    ]
+    exported = json_of(
+        ["export", "-o", str(tmp_path / "snapshot"), "--lock", str(lockfile)], synced_env
+    )
+    assert (
+        exported["manifest"]["kinds"]["prompts"][0]["config_hash"]
+        == (locked["locked"][0]["config_hash"])
+    )
     # watch: one JSON object per line.
     fresh = synced_env | {"STORYBENCH_PROMPTS_MIRROR_DIR": str(tmp_path / "fresh")}
     watching = popen(["watch", "--json", "--kind", "prompts"], fresh)

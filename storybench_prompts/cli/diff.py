@@ -34,6 +34,7 @@ def _reference(text: str, where: str) -> int | str | None:
     takes it; one of digits alone is a version number), or None for ``latest``."""
     if text == "latest":
         return None
+    text = text.lower()  # as get --hash takes it
     if text.isdigit() and len(text) < 16:
         if int(text) > 0:
             return int(text)

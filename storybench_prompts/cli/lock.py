@@ -89,14 +89,19 @@ def _directus_url(state: State) -> str | None:
     default=None,
     help="Evaluation set version (default: the latest published).",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @click.pass_obj
 def lock_command(
-    state: State, output: Path, version: int | None, evaluation_version: int | None
+    state: State,
+    output: Path,
+    version: int | None,
+    evaluation_version: int | None,
+    as_json: bool,
 ) -> None:
     """Lock the latest published prompt set and evaluation set (or the versions given) into
     a lockfile, and make sure the mirror holds exactly that content."""
     from .._compose import build_stack
-    from ..ops.lock import Lock, LockFileError
+    from ..ops.lock import Lock, LockedSet, LockFileError
     from ..ops.locked import keep_in_mirror
 
     async def run() -> tuple[Lock, list[tuple[str, VersionedContent, str]]]:
@@ -150,6 +155,17 @@ def lock_command(
         made.dump(output)
     except LockFileError as exc:
         _usage(state, exc)
+    if as_json:
+        state.json(
+            {
+                "lockfile": str(output),
+                "locked": [
+                    {"kind": name, **LockedSet.of(content).as_json(), "mirror": mirror}
+                    for name, content, mirror in kept
+                ],
+            }
+        )
+        return
     for name, content, mirror in kept:
         state.say(
             f"locked {name} v{content.version} {content.config_hash} (in the {mirror} mirror)"
@@ -159,8 +175,9 @@ def lock_command(
 
 @cli.command()
 @click.argument("lockfile", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @click.pass_obj
-def verify(state: State, lockfile: Path) -> None:
+def verify(state: State, lockfile: Path, as_json: bool) -> None:
     """Check that every hash LOCKFILE names can be retrieved (Directus's current content or a
     mirror) and re-hashes to it. Exit 0 if so, 1 naming each missing or mismatched hash."""
     from .._compose import build_stack
@@ -185,15 +202,24 @@ def verify(state: State, lockfile: Path) -> None:
 
     rows = run_command(state, f"verifying {lockfile}", run)
     bad: list[str] = []
+    report: list[dict[str, Any]] = []
     for name, number, config_hash, found_in, error in rows:
+        row = {"kind": name, "version": number, "config_hash": config_hash}
         if error is None:
-            state.say(f"ok        {name} v{number} {config_hash} ({found_in})")
+            report.append({**row, "state": "ok", "found_in": found_in})
+            if not as_json:
+                state.say(f"ok        {name} v{number} {config_hash} ({found_in})")
             continue
         causes = getattr(error, "causes", ())
         mark = "MISMATCH" if any(isinstance(c, MirrorCorruptError) for c in causes) else "MISSING"
         bad.append(config_hash)
         reasons = "; ".join(_first_line(c) for c in causes) or _first_line(error)
-        state.warn(f"{mark:<9} {name} v{number} {config_hash}: {reasons}")
+        report.append({**row, "state": mark.lower(), "problem": reasons})
+        if not as_json:
+            state.warn(f"{mark:<9} {name} v{number} {config_hash}: {reasons}")
+    if as_json:
+        state.json({"lockfile": str(lockfile), "ok": not bad, "sets": report})
+        sys.exit(EXIT_FAILURE if bad else EXIT_OK)
     if bad:
         state.warn(
             f"error: {len(bad)} locked hash{'es' if len(bad) > 1 else ''} cannot be "
@@ -219,8 +245,9 @@ def verify(state: State, lockfile: Path) -> None:
     default=None,
     help="Export just what this lockfile names.",
 )
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @click.pass_obj
-def export(state: State, output: Path, lockfile: Path | None) -> None:
+def export(state: State, output: Path, lockfile: Path | None, as_json: bool) -> None:
     """Write a self-contained snapshot (the file mirror's format, with manifest.json) of every
     published version of both kinds, or of what --lock names. Serve it with
     STORYBENCH_PROMPTS_OFFLINE=true STORYBENCH_PROMPTS_MIRROR_DIR=DIR."""
@@ -240,6 +267,9 @@ def export(state: State, output: Path, lockfile: Path | None) -> None:
             )
 
     manifest = run_command(state, f"exporting to {output}", run)
+    if as_json:
+        state.json({"output": str(output), "manifest": manifest.as_json()})
+        return
     for name, sets in manifest.kinds.items():
         listed = ", ".join(f"v{s.version} {s.config_hash}" for s in sets) or "none"
         state.say(f"{name}: {listed}")
