@@ -89,3 +89,7 @@ DEFAULT_DATABASE = "storybench"
 DEFAULT_SERVER_SELECTION_TIMEOUT = 2.0
 DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_MONGO_CONNECT_TIMEOUT = 2.0
+
+# How often `watch` reconciles in full (realtime or not), and how long `check` waits.
+DEFAULT_WATCH_INTERVAL = 300.0
+DEFAULT_CHECK_TIMEOUT = 10.0

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .._defaults import DEFAULT_CHECK_TIMEOUT
 from ..content.kinds import EVALUATION_SETS, PROMPT_SETS
 from .app import (
     EXIT_FAILURE,
@@ -26,8 +27,6 @@ from .app import (
 
 if TYPE_CHECKING:
     from ..ops.checks import CheckResult
-
-DEFAULT_CHECK_TIMEOUT = 10.0
 
 
 def _status(directus: CheckResult, at: float) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import click
 
+from .._defaults import DEFAULT_WATCH_INTERVAL
 from .._exceptions import ConfigurationError, StorybenchPromptsError
 from .app import (
     EXIT_FAILURE,
@@ -43,7 +44,7 @@ def _now() -> datetime.datetime:
 @click.option(
     "--interval",
     type=Seconds(minimum=1.0),
-    default=300.0,
+    default=DEFAULT_WATCH_INTERVAL,
     show_default=True,
     help="Seconds between full reconciles (besides those that changes trigger).",
 )

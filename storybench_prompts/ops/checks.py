@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
+from .._defaults import DEFAULT_SYNC_CONCURRENCY
 from .._exceptions import (
     DirectusForbiddenError,
     DirectusTimeoutError,
@@ -168,7 +169,7 @@ async def run_checks(
     *,
     max_mirror_age: float = 7 * 24 * 3600.0,
     directus_timeout: float | None = None,
-    concurrency: int = 4,
+    concurrency: int = DEFAULT_SYNC_CONCURRENCY,
 ) -> list[CheckResult]:
     """Directus reachable with a valid token; then, for each kind, its schema, its published
     content (every version passes the rules), its mirror reachable and writable, and the
@@ -292,7 +293,9 @@ async def _kind_checks(
     return results
 
 
-async def check_content(source: PromptRepository[Any], *, concurrency: int = 4) -> str:
+async def check_content(
+    source: PromptRepository[Any], *, concurrency: int = DEFAULT_SYNC_CONCURRENCY
+) -> str:
     """Every published version of the source passes the content rules; raise naming each
     refused version and its first problem otherwise."""
     published = await source.versions()

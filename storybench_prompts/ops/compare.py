@@ -10,6 +10,7 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
+from .._defaults import DEFAULT_SYNC_CONCURRENCY
 from .._exceptions import (
     DirectusAuthenticationError,
     DirectusTimeoutError,
@@ -86,7 +87,7 @@ async def compare_versions(
     source: PromptRepository[C],
     mirror: PromptMirror[C],
     *,
-    concurrency: int = 4,
+    concurrency: int = DEFAULT_SYNC_CONCURRENCY,
     answer_within: float | None = None,
     fall_back_to_mirror: bool = False,
 ) -> list[VersionComparison]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 
+from .._defaults import DEFAULT_SYNC_CONCURRENCY, DEFAULT_WATCH_INTERVAL
 from .._exceptions import (
     ConfigurationError,
     DirectusAuthenticationError,
@@ -36,8 +37,6 @@ from .sync import SyncResult, sync_versions
 __all__ = ["DEFAULT_WATCH_INTERVAL", "MirrorWatcher", "WatchEvent", "WatchedKind"]
 
 logger = get_logger(__name__)
-
-DEFAULT_WATCH_INTERVAL = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +90,7 @@ class MirrorWatcher:
         *,
         report: Callable[[str], None],
         interval: float = DEFAULT_WATCH_INTERVAL,
-        concurrency: int = 4,
+        concurrency: int = DEFAULT_SYNC_CONCURRENCY,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         on_event: Callable[[WatchEvent], None] | None = None,
     ) -> None:
