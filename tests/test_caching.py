@@ -1,6 +1,7 @@
 """The caching repository's rules, each with a scripted origin and a hand-driven clock."""
 
 import logging
+from typing import Any
 
 import anyio
 import pytest
@@ -422,3 +423,33 @@ async def test_an_outage_stampede_makes_one_mirror_read():
     assert {p.provenance.source for p in served} == {"mirror"}
     assert len(origin.calls) == 1
     assert mirror.reads == 1
+
+
+async def test_a_caller_joining_a_fetch_already_past_fallback_after_is_hedged_at_once():
+    """A frozen Directus: the first caller waits fallback_after for the mirror; the next ones,
+    joining the same fetch, are answered by the mirror without waiting again."""
+    clock = FakeClock()
+    origin = ScriptedOrigin({1: flat_set(1, text_suffix=" new")})
+    origin.gate = anyio.Event()  # Directus never answers
+    mirror = InMemoryMirror([flat_set(1)], kind=PROMPT_SETS)
+    policy = CachePolicy(fallback_after=2.0)
+    async with CachingRepository(
+        origin, mirror, policy=policy, clock=clock, sleep=clock.sleep
+    ) as r:
+        async with anyio.create_task_group() as tg:
+            first: list[Any] = []
+
+            async def ask() -> None:
+                first.append(await r.latest())
+
+            tg.start_soon(ask)
+            await clock.run_for(2.0)
+        assert first[0].provenance.hedged is True
+        waited_from = clock()
+        for _ in range(3):
+            served = await r.latest()  # no clock advance: answered at once
+            assert served.provenance.hedged is True
+            assert served.config_hash == flat_set(1).config_hash
+        assert clock() == waited_from
+        assert origin.calls == ["latest"]  # still the one fetch
+        origin.gate.set()

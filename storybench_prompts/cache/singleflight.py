@@ -30,9 +30,19 @@ class Flight(Generic[T]):
     reports it through :meth:`report_failed_attempt`), before the call itself ends.
     """
 
-    __slots__ = ("_has_result", "_result", "attempt_error", "attempt_failed", "done", "error")
+    __slots__ = (
+        "_has_result",
+        "_result",
+        "attempt_error",
+        "attempt_failed",
+        "done",
+        "error",
+        "started_at",
+    )
 
     def __init__(self) -> None:
+        self.started_at: float | None = None
+        """When the call began (its owner's clock), for waiters that join it late."""
         self.done = anyio.Event()
         self.attempt_failed = anyio.Event()
         self.attempt_error: BaseException | None = None

@@ -18,6 +18,8 @@ async def first_of(*events: anyio.Event, timeout: float, sleep: Sleep) -> anyio.
     for event in events:
         if event.is_set():
             return event
+    if timeout <= 0:
+        return None
     winner: list[anyio.Event] = []
     async with anyio.create_task_group() as tg:
 
