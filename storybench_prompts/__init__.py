@@ -56,7 +56,11 @@ if TYPE_CHECKING:
     from .cache.policy import CachePolicy
     from .cache.stats import Stats
     from .compat.storybench.client import DirectusClient
-    from .compat.storybench.errors import DirectusLockedContentError
+    from .compat.storybench.errors import (
+        DirectusInvalidContentError,
+        DirectusLockedContentError,
+        DirectusUnavailableError,
+    )
     from .compat.storybench.models import (
         DirectusEvaluationVersion,
         DirectusPrompt,
@@ -178,7 +182,14 @@ _WHERE: dict[str, str] = {
         "_compose",
     ),
     "DirectusClient": "compat.storybench.client",
-    "DirectusLockedContentError": "compat.storybench.errors",
+    **dict.fromkeys(
+        [
+            "DirectusInvalidContentError",
+            "DirectusLockedContentError",
+            "DirectusUnavailableError",
+        ],
+        "compat.storybench.errors",
+    ),
     **dict.fromkeys(
         ["DirectusPromptSequence", "PromptInSequence", "SequenceInSet"], "compat.storybench.models"
     ),
@@ -214,6 +225,7 @@ __all__ = [
     "DirectusError",
     "DirectusEvaluationVersion",
     "DirectusForbiddenError",
+    "DirectusInvalidContentError",
     "DirectusInvalidResponseError",
     "DirectusLockedContentError",
     "DirectusNotFoundError",
@@ -228,6 +240,7 @@ __all__ = [
     "DirectusStack",
     "DirectusTimeoutError",
     "DirectusTimeouts",
+    "DirectusUnavailableError",
     "Drift",
     "EvaluationSet",
     "FetchInterruptedError",
