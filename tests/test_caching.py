@@ -425,7 +425,7 @@ async def test_an_outage_stampede_makes_one_mirror_read():
     assert mirror.reads == 1
 
 
-async def test_a_caller_joining_a_fetch_already_past_fallback_after_is_hedged_at_once():
+async def test_a_caller_joining_a_fetch_another_caller_gave_up_on_is_hedged_at_once():
     """A frozen Directus: the first caller waits fallback_after for the mirror; the next ones,
     joining the same fetch, are answered by the mirror without waiting again."""
     clock = FakeClock()

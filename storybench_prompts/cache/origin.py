@@ -88,12 +88,9 @@ class OriginFetches(Generic[C]):
         if slot is not None and self._flights.in_flight(key):
             with slot:  # someone else is already asking; give the slot back
                 pass
-        flight = self._flights.join(
+        return self._flights.join(
             key, lambda f: self._fetch(f, key, trigger, slot, via), self._stack.task_group
         )
-        if flight.started_at is None:
-            flight.started_at = self._clock()
-        return flight
 
     def refresh_in_background(self, key: Key, *, via: Via = "refresh") -> None:
         """Fetch ``key`` again for nobody in particular; during an outage only as a due probe,

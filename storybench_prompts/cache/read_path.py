@@ -181,16 +181,16 @@ class ReadPath(Generic[C]):
     async def _await_fetch(self, key: Key, flight: Flight[C], started: float) -> C:
         if not flight.done.is_set():
             if self._mirror_io is not None or key in self._cache:
-                # fallback_after counts from the fetch's start: a caller joining a fetch
-                # already that slow (a frozen Directus) is hedged at once, not after its own
-                # fallback_after.
-                waited = 0.0 if flight.started_at is None else started - flight.started_at
+                # A fetch another caller already gave up waiting for (a frozen Directus) is
+                # not waited for again: the mirror is asked at once.
                 first = await first_of(
                     flight.done,
                     flight.attempt_failed,
-                    timeout=max(0.0, self._policy.fallback_after - waited),
+                    timeout=0.0 if flight.overdue else self._policy.fallback_after,
                     sleep=self._sleep,
                 )
+                if first is None:
+                    flight.overdue = True
                 if first is flight.attempt_failed and not flight.done.is_set():
                     # Directus refused the first attempt: serve a copy now; the flight retries.
                     error = flight.attempt_error

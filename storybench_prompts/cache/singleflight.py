@@ -37,12 +37,12 @@ class Flight(Generic[T]):
         "attempt_failed",
         "done",
         "error",
-        "started_at",
+        "overdue",
     )
 
     def __init__(self) -> None:
-        self.started_at: float | None = None
-        """When the call began (its owner's clock), for waiters that join it late."""
+        self.overdue = False
+        """A waiter gave up waiting for it (``fallback_after``): it is known to be slow."""
         self.done = anyio.Event()
         self.attempt_failed = anyio.Event()
         self.attempt_error: BaseException | None = None
